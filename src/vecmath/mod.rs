@@ -1,0 +1,1 @@
+//! Vectorized math (tanh, sigmoid, exp) with runtime dispatch.
