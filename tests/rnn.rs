@@ -1,0 +1,401 @@
+//! The optimized Elman RNN against the naive reference, and the reference against finite
+//! differences.
+
+mod common;
+
+use common::{Flags, Problem, cast, rel_err, tolerance};
+use proptest::prelude::*;
+use rnn_kernels::reference::{self, RnnGradients};
+use rnn_kernels::{
+    Activation, Float, Isa, Rnn, RnnDims, RnnGrads, RnnWeights, Sequences, Workspace,
+};
+
+fn dims(p: &Problem) -> RnnDims {
+    RnnDims {
+        input_size: p.input_size,
+        hidden_size: p.hidden_size,
+    }
+}
+
+/// Reference results in f64 for a problem.
+fn reference_f64(
+    p: &Problem,
+    act: Activation,
+) -> (reference::RnnForward<f64>, RnnGradients<f64>) {
+    let (w_ih, w_hh) = (cast::<f64>(&p.w_ih), cast::<f64>(&p.w_hh));
+    let b_ih = p.b_ih.as_deref().map(cast::<f64>);
+    let b_hh = p.b_hh.as_deref().map(cast::<f64>);
+    let w = RnnWeights {
+        w_ih: &w_ih,
+        w_hh: &w_hh,
+        b_ih: b_ih.as_deref(),
+        b_hh: b_hh.as_deref(),
+    };
+    let seq = Sequences {
+        steps: p.steps,
+        batch: p.batch,
+        lengths: p.lengths.as_deref(),
+    };
+    let input = cast::<f64>(&p.input);
+    let h0 = p.h0.as_deref().map(cast::<f64>);
+    let go = cast::<f64>(&p.grad_output);
+    let gh = cast::<f64>(&p.grad_h_n);
+    let fwd = reference::rnn_forward(act, dims(p), &w, &seq, &input, h0.as_deref()).unwrap();
+    let grads = reference::rnn_backward(
+        act,
+        dims(p),
+        &w,
+        &seq,
+        &input,
+        h0.as_deref(),
+        Some(&go),
+        Some(&gh),
+    )
+    .unwrap();
+    (fwd, grads)
+}
+
+/// Everything the optimized path produces, in precision F on path `isa`.
+struct Ours<F> {
+    output: Vec<F>,
+    h_n: Vec<F>,
+    h_n_final: Vec<F>,
+    d_input: Vec<F>,
+    d_h0: Vec<F>,
+    d_w_ih: Vec<F>,
+    d_w_hh: Vec<F>,
+    d_b_ih: Vec<F>,
+    d_b_hh: Vec<F>,
+}
+
+fn run_ours<F: Float>(p: &Problem, act: Activation, isa: Isa) -> Ours<F> {
+    let (w_ih, w_hh) = (cast::<F>(&p.w_ih), cast::<F>(&p.w_hh));
+    let b_ih = p.b_ih.as_deref().map(cast::<F>);
+    let b_hh = p.b_hh.as_deref().map(cast::<F>);
+    let rnn = Rnn::new(
+        act,
+        dims(p),
+        RnnWeights {
+            w_ih: &w_ih,
+            w_hh: &w_hh,
+            b_ih: b_ih.as_deref(),
+            b_hh: b_hh.as_deref(),
+        },
+    )
+    .unwrap()
+    .with_isa(isa)
+    .unwrap();
+    let seq = Sequences {
+        steps: p.steps,
+        batch: p.batch,
+        lengths: p.lengths.as_deref(),
+    };
+    let (t, b, i, h) = (p.steps, p.batch, p.input_size, p.hidden_size);
+    let input = cast::<F>(&p.input);
+    let h0 = p.h0.as_deref().map(cast::<F>);
+    let mut ws = Workspace::new();
+    let mut ours = Ours {
+        output: vec![F::ZERO; t * b * h],
+        h_n: vec![F::ZERO; b * h],
+        h_n_final: vec![F::ZERO; b * h],
+        d_input: vec![F::ZERO; t * b * i],
+        d_h0: vec![F::ZERO; b * h],
+        d_w_ih: vec![F::ZERO; h * i],
+        d_w_hh: vec![F::ZERO; h * h],
+        d_b_ih: vec![F::ZERO; if p.b_ih.is_some() { h } else { 0 }],
+        d_b_hh: vec![F::ZERO; if p.b_hh.is_some() { h } else { 0 }],
+    };
+    rnn.forward(&seq, &input, h0.as_deref(), &mut ours.output, Some(&mut ours.h_n))
+        .unwrap();
+    rnn.forward_final(&seq, &input, h0.as_deref(), &mut ours.h_n_final, &mut ws)
+        .unwrap();
+    let grads = RnnGrads {
+        d_input: Some(&mut ours.d_input),
+        d_h0: Some(&mut ours.d_h0),
+        d_w_ih: Some(&mut ours.d_w_ih),
+        d_w_hh: Some(&mut ours.d_w_hh),
+        d_b_ih: p.b_ih.is_some().then_some(&mut ours.d_b_ih[..]),
+        d_b_hh: p.b_hh.is_some().then_some(&mut ours.d_b_hh[..]),
+    };
+    rnn.backward(
+        &seq,
+        &input,
+        h0.as_deref(),
+        &ours.output,
+        Some(&cast::<F>(&p.grad_output)),
+        Some(&cast::<F>(&p.grad_h_n)),
+        grads,
+        &mut ws,
+    )
+    .unwrap();
+    ours
+}
+
+/// Compares every tensor; returns the name and error of the first one out of tolerance.
+fn compare<F: Float>(p: &Problem, act: Activation, isa: Isa) -> Result<(), String> {
+    let (fwd, g) = reference_f64(p, act);
+    let ours = run_ours::<F>(p, act, isa);
+    let tol = tolerance::<F>(p);
+    let pairs: [(&str, &[F], &[f64]); 9] = [
+        ("output", &ours.output, &fwd.output),
+        ("h_n", &ours.h_n, &fwd.h_n),
+        ("h_n (forward_final)", &ours.h_n_final, &fwd.h_n),
+        ("d_input", &ours.d_input, &g.d_input),
+        ("d_h0", &ours.d_h0, &g.d_h0),
+        ("d_w_ih", &ours.d_w_ih, &g.d_w_ih),
+        ("d_w_hh", &ours.d_w_hh, &g.d_w_hh),
+        ("d_b_ih", &ours.d_b_ih, &g.d_b_ih),
+        ("d_b_hh", &ours.d_b_hh, &g.d_b_hh),
+    ];
+    for (name, o, r) in pairs {
+        let e = rel_err(o, r);
+        if e.is_nan() || e > tol {
+            return Err(format!(
+                "{name}: error {e:e} > tolerance {tol:e} ({isa:?}, {act:?}, {})",
+                std::any::type_name::<F>()
+            ));
+        }
+    }
+    // Beyond each length: outputs and input gradients exactly zero.
+    if let Some(l) = &p.lengths {
+        for t in 0..p.steps {
+            for (b, &n) in l.iter().enumerate() {
+                if t >= n {
+                    let r = t * p.batch + b;
+                    let h = p.hidden_size;
+                    let i = p.input_size;
+                    assert!(ours.output[r * h..(r + 1) * h].iter().all(|v| *v == F::ZERO));
+                    assert!(ours.d_input[r * i..(r + 1) * i].iter().all(|v| *v == F::ZERO));
+                }
+            }
+        }
+    }
+    Ok(())
+}
+
+fn compare_all_paths(p: &Problem, act: Activation) -> Result<(), String> {
+    for isa in Isa::available() {
+        compare::<f32>(p, act, isa)?;
+        compare::<f64>(p, act, isa)?;
+    }
+    Ok(())
+}
+
+fn activation() -> impl Strategy<Value = Activation> {
+    prop_oneof![Just(Activation::Tanh), Just(Activation::Relu)]
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig { cases: 96, ..ProptestConfig::default() })]
+
+    #[test]
+    fn forward_and_backward_match_reference(
+        steps in 1usize..=9,
+        batch in 1usize..=5,
+        input_size in 1usize..=19,
+        hidden_size in 1usize..=37,
+        act in activation(),
+        bias in any::<bool>(),
+        h0 in any::<bool>(),
+        lengths in any::<bool>(),
+        seed in any::<u64>(),
+    ) {
+        let p = Problem::random(steps, batch, input_size, hidden_size, Flags { bias, h0, lengths }, seed);
+        compare_all_paths(&p, act).map_err(TestCaseError::fail)?;
+    }
+}
+
+/// Hidden sizes around every tile width a kernel may use (8, 16, 32 lanes and multiples), with
+/// B = 1 and T = 1 among them.
+#[test]
+fn tile_boundary_sizes_match_reference() {
+    let sizes = [1, 2, 3, 7, 8, 9, 15, 16, 17, 31, 32, 33, 47, 48, 49, 63, 64, 65, 97];
+    for (k, &h) in sizes.iter().enumerate() {
+        for (steps, batch) in [(1, 1), (3, 1), (1, 4), (4, 7)] {
+            for act in [Activation::Tanh, Activation::Relu] {
+                let flags = Flags {
+                    bias: k % 2 == 0,
+                    h0: true,
+                    lengths: batch > 1 && k % 3 == 0,
+                };
+                let p = Problem::random(steps, batch, 1 + (h * 7) % 13, h, flags, k as u64);
+                compare_all_paths(&p, act).unwrap();
+            }
+        }
+    }
+}
+
+/// 4th-order central differences of the loss in f64 against the reference's gradients.
+#[test]
+fn reference_gradients_match_finite_differences() {
+    for (seed, act) in [(1, Activation::Tanh), (2, Activation::Relu), (3, Activation::Tanh)] {
+        let flags = Flags {
+            bias: true,
+            h0: true,
+            lengths: seed == 3,
+        };
+        let p = Problem::random(4, 3, 3, 5, flags, seed);
+        let (_, g) = reference_f64(&p, act);
+        let seq = Sequences {
+            steps: p.steps,
+            batch: p.batch,
+            lengths: p.lengths.as_deref(),
+        };
+        let go = cast::<f64>(&p.grad_output);
+        let gh = cast::<f64>(&p.grad_h_n);
+        // The loss as a function of all parameters and inputs, packed in one vector.
+        let mut x: Vec<f64> = Vec::new();
+        for part in [
+            &p.input,
+            p.h0.as_ref().unwrap(),
+            &p.w_ih,
+            &p.w_hh,
+            p.b_ih.as_ref().unwrap(),
+            p.b_hh.as_ref().unwrap(),
+        ] {
+            x.extend(cast::<f64>(part));
+        }
+        let (ni, nh0, nwi, nwh, nb) = (
+            p.input.len(),
+            p.h0.as_ref().unwrap().len(),
+            p.w_ih.len(),
+            p.w_hh.len(),
+            p.hidden_size,
+        );
+        let loss = |x: &[f64]| -> f64 {
+            let (input, r) = x.split_at(ni);
+            let (h0, r) = r.split_at(nh0);
+            let (w_ih, r) = r.split_at(nwi);
+            let (w_hh, r) = r.split_at(nwh);
+            let (b_ih, b_hh) = r.split_at(nb);
+            let w = RnnWeights {
+                w_ih,
+                w_hh,
+                b_ih: Some(b_ih),
+                b_hh: Some(b_hh),
+            };
+            let f = reference::rnn_forward(act, dims(&p), &w, &seq, input, Some(h0)).unwrap();
+            let a: f64 = f.output.iter().zip(&go).map(|(o, g)| o * g).sum();
+            let b: f64 = f.h_n.iter().zip(&gh).map(|(o, g)| o * g).sum();
+            a + b
+        };
+        let analytic: Vec<f64> = [
+            &g.d_input, &g.d_h0, &g.d_w_ih, &g.d_w_hh, &g.d_b_ih, &g.d_b_hh,
+        ]
+        .into_iter()
+        .flatten()
+        .copied()
+        .collect();
+        let step = 1e-4;
+        let mut worst = 0.0f64;
+        for k in 0..x.len() {
+            let at = |d: f64| {
+                let mut y = x.clone();
+                y[k] += d;
+                loss(&y)
+            };
+            let fd = (-at(2.0 * step) + 8.0 * at(step) - 8.0 * at(-step) + at(-2.0 * step))
+                / (12.0 * step);
+            worst = worst.max((fd - analytic[k]).abs());
+        }
+        let scale = analytic.iter().fold(1.0f64, |m, v| m.max(v.abs()));
+        // Truncation error is O(step^4) = 1e-16 times the 5th derivative; rounding error is
+        // about eps * |loss| / step = 1e-12. 1e-8 leaves room for both.
+        assert!(
+            worst / scale < 1e-8,
+            "seed {seed} {act:?}: max |fd - analytic| / scale = {:e}",
+            worst / scale
+        );
+    }
+}
+
+#[test]
+fn parameter_gradients_accumulate_and_input_gradients_overwrite() {
+    let p = Problem::random(5, 3, 4, 6, Flags { bias: true, h0: true, lengths: true }, 9);
+    let first = run_ours::<f64>(&p, Activation::Tanh, Isa::detect());
+    // Run backward a second time into the same buffers.
+    let rnn = Rnn::new(
+        Activation::Tanh,
+        dims(&p),
+        RnnWeights {
+            w_ih: &cast::<f64>(&p.w_ih),
+            w_hh: &cast::<f64>(&p.w_hh),
+            b_ih: Some(&cast::<f64>(p.b_ih.as_ref().unwrap())),
+            b_hh: Some(&cast::<f64>(p.b_hh.as_ref().unwrap())),
+        },
+    )
+    .unwrap();
+    let mut again = run_ours::<f64>(&p, Activation::Tanh, Isa::detect());
+    let seq = Sequences::with_lengths(p.steps, p.lengths.as_deref().unwrap());
+    again.d_input.fill(7.0);
+    again.d_h0.fill(7.0);
+    rnn.backward(
+        &seq,
+        &cast::<f64>(&p.input),
+        Some(&cast::<f64>(p.h0.as_ref().unwrap())),
+        &again.output,
+        Some(&cast::<f64>(&p.grad_output)),
+        Some(&cast::<f64>(&p.grad_h_n)),
+        RnnGrads {
+            d_input: Some(&mut again.d_input),
+            d_h0: Some(&mut again.d_h0),
+            d_w_ih: Some(&mut again.d_w_ih),
+            d_w_hh: Some(&mut again.d_w_hh),
+            d_b_ih: Some(&mut again.d_b_ih),
+            d_b_hh: Some(&mut again.d_b_hh),
+        },
+        &mut Workspace::new(),
+    )
+    .unwrap();
+    assert_eq!(again.d_input, first.d_input);
+    assert_eq!(again.d_h0, first.d_h0);
+    for (a, f) in [
+        (&again.d_w_ih, &first.d_w_ih),
+        (&again.d_w_hh, &first.d_w_hh),
+        (&again.d_b_ih, &first.d_b_ih),
+        (&again.d_b_hh, &first.d_b_hh),
+    ] {
+        // The GEMM adds its product into the existing values block by block, so the sum may
+        // differ from 2 * first by a rounding per addition: a few ulp, never more.
+        for (a, f) in a.iter().zip(f.iter()) {
+            assert!((a - 2.0 * f).abs() <= 8.0 * f64::EPSILON * f.abs(), "{a} vs 2 * {f}");
+        }
+    }
+}
+
+/// Padding holds arbitrary values, NaN included: none of it may reach a result.
+#[test]
+fn padding_is_never_read_into_results() {
+    let p = Problem::random(6, 4, 5, 7, Flags { bias: true, h0: true, lengths: true }, 11);
+    let clean = run_ours::<f32>(&p, Activation::Tanh, Isa::detect());
+    let mut dirty = p.clone();
+    let lengths = p.lengths.clone().unwrap();
+    for t in 0..p.steps {
+        for (b, &n) in lengths.iter().enumerate() {
+            if t >= n {
+                let r = t * p.batch + b;
+                dirty.input[r * p.input_size..(r + 1) * p.input_size].fill(f32::NAN);
+                dirty.grad_output[r * p.hidden_size..(r + 1) * p.hidden_size].fill(f32::NAN);
+            }
+        }
+    }
+    let d = run_ours::<f32>(&dirty, Activation::Tanh, Isa::detect());
+    assert_eq!(clean.output, d.output);
+    assert_eq!(clean.h_n, d.h_n);
+    assert_eq!(clean.h_n_final, d.h_n_final);
+    assert_eq!(clean.d_input, d.d_input);
+    assert_eq!(clean.d_h0, d.d_h0);
+    assert_eq!(clean.d_w_ih, d.d_w_ih);
+    assert_eq!(clean.d_w_hh, d.d_w_hh);
+    assert_eq!(clean.d_b_ih, d.d_b_ih);
+}
+
+#[test]
+fn forward_final_equals_forward_bitwise() {
+    // Long enough that forward_final projects in several chunks.
+    let p = Problem::random(300, 2, 9, 130, Flags { bias: true, h0: true, lengths: true }, 5);
+    for isa in Isa::available() {
+        let o = run_ours::<f32>(&p, Activation::Tanh, isa);
+        assert_eq!(o.h_n, o.h_n_final, "{isa:?}");
+    }
+}
