@@ -20,7 +20,8 @@ fn inputs(n: usize) -> Vec<f32> {
 
 fn bench(c: &mut Criterion) {
     type Kernel = fn(Isa, &mut [f32]) -> rnn_kernels::Result<()>;
-    let funcs: [(&str, Kernel, fn(f32) -> f32); 2] = [
+    type Scalar = fn(f32) -> f32;
+    let funcs: [(&str, Kernel, Scalar); 2] = [
         ("tanh", tanh_f32_with, f32::tanh),
         ("sigmoid", sigmoid_f32_with, |x| 1.0 / (1.0 + (-x).exp())),
     ];

@@ -7,6 +7,9 @@ use rnn_kernels::{Error, Isa};
 
 type KernelF32 = fn(Isa, &mut [f32]) -> rnn_kernels::Result<()>;
 type KernelF64 = fn(Isa, &mut [f64]) -> rnn_kernels::Result<()>;
+type AutoF32 = fn(&mut [f32]);
+type AutoF64 = fn(&mut [f64]);
+type RefF64 = fn(f64) -> f64;
 
 /// Denser sampling in release, a quick one in debug builds.
 const STRIDE: u32 = if cfg!(debug_assertions) {
@@ -340,7 +343,7 @@ fn unsupported_isa_is_an_error_and_leaves_the_slice_alone() {
 fn detected_path_functions_match_their_with_forms() {
     let src = mixed_f32(100);
     let isa = Isa::detect();
-    let pairs: [(fn(&mut [f32]), KernelF32); 3] = [
+    let pairs: [(AutoF32, KernelF32); 3] = [
         (vecmath::tanh_f32, tanh_f32_with),
         (vecmath::sigmoid_f32, sigmoid_f32_with),
         (vecmath::exp_f32, exp_f32_with),
@@ -352,7 +355,7 @@ fn detected_path_functions_match_their_with_forms() {
         assert_eq!(a, b);
     }
     let src64: Vec<f64> = src.iter().map(|&x| f64::from(x)).collect();
-    let pairs64: [(fn(&mut [f64]), KernelF64); 3] = [
+    let pairs64: [(AutoF64, KernelF64); 3] = [
         (vecmath::tanh_f64, tanh_f64_with),
         (vecmath::sigmoid_f64, sigmoid_f64_with),
         (vecmath::exp_f64, exp_f64_with),
@@ -409,7 +412,7 @@ fn f64_inputs(lo: i32, hi: i32) -> Vec<f64> {
 
 #[test]
 fn f64_sampled_accuracy_on_every_path() {
-    let cases: [(&str, KernelF64, fn(f64) -> f64, f64, Vec<f64>); 3] = [
+    let cases: [(&str, KernelF64, RefF64, f64, Vec<f64>); 3] = [
         (
             "tanh",
             tanh_f64_with,
