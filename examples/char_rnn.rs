@@ -529,6 +529,7 @@ fn main() -> Result<(), Box<dyn Error>> {
     let (mut rnn, mut out) = model.layers()?;
     let mut loss_sum = 0.0f32;
     let mut max_norm_seen = 0.0f32;
+    let mut clipped = 0;
     for iter in 1..=args.iters {
         // 1. A batch of windows at random places (each needs STEPS + 1 characters).
         for s in &mut starts {
@@ -553,6 +554,7 @@ fn main() -> Result<(), Box<dyn Error>> {
 
         // 5. Report.
         max_norm_seen = max_norm_seen.max(norm);
+        clipped += usize::from(norm > CLIP_NORM);
         loss_sum += loss;
         if iter == 1 {
             println!(
@@ -567,11 +569,13 @@ fn main() -> Result<(), Box<dyn Error>> {
             };
             let mean = loss_sum / n as f32;
             println!(
-                "iter {iter:5}  loss {mean:.3}  (bits/char {:.2})  max grad norm {max_norm_seen:.2}",
+                "iter {iter:5}  loss {mean:.3}  (bits/char {:.2})  \
+                 grad norm max {max_norm_seen:.2}, clipped {clipped}/{n}",
                 mean / std::f32::consts::LN_2
             );
             loss_sum = 0.0;
             max_norm_seen = 0.0;
+            clipped = 0;
         }
     }
     let elapsed = started.elapsed().as_secs_f64();
