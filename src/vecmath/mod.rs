@@ -12,7 +12,8 @@
 //! padded-buffer tails), `neon.rs` (aarch64) and `portable.rs` (the `wide` crate, scalar
 //! tails bit-identical to its lanes). Every element on a path gets the same result wherever
 //! it sits in the slice. The bounds are pinned as constants ([`MAX_TANH_F32_ULP`] and
-//! friends) and measured with the ulp definition of [`ulp_error_f32`].
+//! friends) and measured with the ulp definition of [`ulp_error_f32`]. The trait [`VecMath`]
+//! offers the same functions generically over `f32` and `f64`.
 //!
 //! Derivatives for backpropagation come from the outputs (`1 - y²`, `y·(1 - y)`) and are not
 //! part of this module.
@@ -54,6 +55,7 @@ pub(crate) mod avx2;
 #[cfg(target_arch = "x86_64")]
 pub(crate) mod avx512;
 mod exp;
+mod generic;
 mod lanes;
 #[cfg(target_arch = "aarch64")]
 pub(crate) mod neon;
@@ -66,6 +68,7 @@ pub use exp::{
     MAX_EXP_F32_ULP, MAX_EXP_F64_ULP, exp_f32, exp_f32_with, exp_f64, exp_f64_with, exp_scalar_f32,
     exp_scalar_f64,
 };
+pub use generic::VecMath;
 pub use sigmoid::{
     MAX_SIGMOID_F32_ULP, MAX_SIGMOID_F64_ULP, sigmoid_f32, sigmoid_f32_with, sigmoid_f64,
     sigmoid_f64_with, sigmoid_scalar_f32, sigmoid_scalar_f64,

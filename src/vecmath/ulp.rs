@@ -20,7 +20,7 @@ pub fn ulp_error_f32(got: f32, want: f32) -> f64 {
     }
     let biased = ((want.to_bits() >> 23) & 0xff) as i32;
     let e = (biased - 127).max(-126);
-    (f64::from(got) - f64::from(want)).abs() / 2f64.powi(e - 23)
+    (f64::from(got) - f64::from(want)).abs() / pow2_f64(e - 23)
 }
 
 /// The error of `got` against the reference `want` in ulps of `f64` (see the module docs).
