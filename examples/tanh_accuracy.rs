@@ -155,30 +155,46 @@ fn specials_ok(isa: Isa, func: usize) -> bool {
     })
 }
 
-fn check_chunk(paths: &[Isa], first: u64, step: u64, end: u64) -> Vec<[Stat; 3]> {
-    let inputs: Vec<f32> = (0..CHUNK)
-        .map(|i| first + i * step)
-        .take_while(|&b| b < end)
-        .map(|b| f32::from_bits(b as u32))
-        .collect();
-    let refs: Vec<Vec<f32>> = REFS
-        .iter()
-        .map(|r| inputs.iter().map(|&x| r(x)).collect())
-        .collect();
-    let negated: Vec<f32> = inputs.iter().map(|&x| -x).collect();
-    let mut buf = inputs.clone();
-    let mut neg = negated.clone();
+/// Per-thread buffers, reused across chunks (fresh 256 KiB vectors per chunk would cost a
+/// page fault storm).
+#[derive(Default)]
+struct Scratch {
+    inputs: Vec<f32>,
+    negated: Vec<f32>,
+    refs: [Vec<f32>; 3],
+    buf: Vec<f32>,
+    neg: Vec<f32>,
+}
+
+fn check_chunk(s: &mut Scratch, paths: &[Isa], first: u64, step: u64, end: u64) -> Vec<[Stat; 3]> {
+    s.inputs.clear();
+    s.inputs.extend(
+        (0..CHUNK)
+            .map(|i| first + i * step)
+            .take_while(|&b| b < end)
+            .map(|b| f32::from_bits(b as u32)),
+    );
+    let inputs = &s.inputs;
+    for (r, out) in REFS.iter().zip(s.refs.iter_mut()) {
+        out.clear();
+        out.extend(inputs.iter().map(|&x| r(x)));
+    }
+    s.negated.clear();
+    s.negated.extend(inputs.iter().map(|&x| -x));
+    s.buf.resize(inputs.len(), 0.0);
+    s.neg.resize(inputs.len(), 0.0);
+    let (buf, neg) = (&mut s.buf, &mut s.neg);
     paths
         .iter()
         .map(|&isa| {
             let mut stats = [Stat::NEW; 3];
             for (func, stat) in stats.iter_mut().enumerate() {
-                buf.copy_from_slice(&inputs);
-                if KERNELS[func](isa, &mut buf).is_err() {
+                buf.copy_from_slice(inputs);
+                if KERNELS[func](isa, buf).is_err() {
                     stat.special_ok = false;
                     continue;
                 }
-                for ((&x, &y), &want) in inputs.iter().zip(&buf).zip(&refs[func]) {
+                for ((&x, &y), &want) in inputs.iter().zip(buf.iter()).zip(&s.refs[func]) {
                     let err = ulp_error_f32(y, want);
                     if err > stat.max_ulp {
                         stat.max_ulp = err;
@@ -190,9 +206,9 @@ fn check_chunk(paths: &[Isa], first: u64, step: u64, end: u64) -> Vec<[Stat; 3]>
                 }
                 if func == 0 {
                     // Odd symmetry, bit for bit (NaN payloads aside).
-                    neg.copy_from_slice(&negated);
-                    let sym_ok = KERNELS[0](isa, &mut neg).is_ok()
-                        && buf.iter().zip(&neg).all(|(&p, &n)| {
+                    neg.copy_from_slice(&s.negated);
+                    let sym_ok = KERNELS[0](isa, neg).is_ok()
+                        && buf.iter().zip(neg.iter()).all(|(&p, &n)| {
                             (p.is_nan() && n.is_nan()) || p.to_bits() == (-n).to_bits()
                         });
                     stat.special_ok &= sym_ok;
@@ -222,7 +238,9 @@ fn main() {
     let chunks = count.div_ceil(CHUNK);
     let stats = (0..chunks)
         .into_par_iter()
-        .map(|c| check_chunk(&paths, c * CHUNK * step, step, end))
+        .map_init(Scratch::default, |s, c| {
+            check_chunk(s, &paths, c * CHUNK * step, step, end)
+        })
         .reduce(
             || vec![[Stat::NEW; 3]; paths.len()],
             |a, b| {
