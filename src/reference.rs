@@ -8,6 +8,9 @@
 //! Inputs are validated with the same checks as the public API, so a bad shape is an `Err`,
 //! never a panic.
 
+// Index loops over t, b, i, j are the readable form of the equations here.
+#![allow(clippy::needless_range_loop)]
+
 use crate::error::Result;
 use crate::float::Float;
 use crate::output::{OutputActivation, OutputDims, OutputWeights};

@@ -1,10 +1,6 @@
 //! The AVX-512F path: [`Lanes`] for `__m512` / `__m512d`, the register forms the RNN step
 //! kernels inline, and the slice kernels (masked loads and stores for the tail, so every
 //! element goes through the same 16- or 8-lane computation wherever it sits).
-//!
-//! The AVX-512 intrinsics are stable since Rust 1.89, newer than the manifest's
-//! `rust-version`; this path needs that newer compiler.
-#![allow(clippy::incompatible_msrv)]
 
 use std::arch::x86_64::*;
 use std::ops::{Add, Div, Mul, Sub};
