@@ -79,7 +79,11 @@ impl fmt::Display for Error {
             Error::SizeOverflow { arg } => write!(f, "the size of `{arg}` overflows usize"),
             Error::Presence { arg, why } => write!(f, "`{arg}`: {why}"),
             Error::UnsupportedIsa(isa) => {
-                write!(f, "instruction set `{}` is not supported by this CPU", isa.name())
+                write!(
+                    f,
+                    "instruction set `{}` is not supported by this CPU",
+                    isa.name()
+                )
             }
         }
     }

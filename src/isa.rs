@@ -41,7 +41,9 @@ impl Isa {
 
     /// Parses a name as printed by [`Isa::name`].
     pub fn from_name(name: &str) -> Option<Isa> {
-        Isa::ALL.into_iter().find(|isa| isa.name() == name.trim().to_ascii_lowercase())
+        Isa::ALL
+            .into_iter()
+            .find(|isa| isa.name() == name.trim().to_ascii_lowercase())
     }
 
     /// Whether this CPU can run the path (ignores the environment cap).
@@ -69,7 +71,10 @@ impl Isa {
     /// Every path this CPU can run, best first (ignores the environment cap, so tests can run
     /// all of them).
     pub fn available() -> Vec<Isa> {
-        Isa::ALL.into_iter().filter(|isa| isa.is_supported()).collect()
+        Isa::ALL
+            .into_iter()
+            .filter(|isa| isa.is_supported())
+            .collect()
     }
 
     /// The best supported path, capped by `RNN_KERNELS_MAX_ISA` if set. Cached after the first

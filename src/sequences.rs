@@ -105,6 +105,10 @@ pub(crate) fn check_len(
     if actual == expected {
         Ok(())
     } else {
-        Err(Error::length(arg, format!("{} = {expected}", shape()), actual))
+        Err(Error::length(
+            arg,
+            format!("{} = {expected}", shape()),
+            actual,
+        ))
     }
 }
