@@ -193,7 +193,7 @@ pub fn check(data: &[u8]) {
 fn read_seq(r: &mut Bytes<'_>, lengths_buf: &mut Vec<usize>) -> (usize, usize, bool) {
     let steps = dim(r);
     let batch = dim(r);
-    let with_lengths = r.u8() % 3 == 0;
+    let with_lengths = r.u8().is_multiple_of(3);
     if with_lengths {
         let n = match r.u8() % 4 {
             0 => r.range(0, 8),

@@ -4,7 +4,7 @@
 use rnn_kernels::reference::{self, RnnForward, RnnGradients};
 use rnn_kernels::{Activation, Float, RnnDims, RnnWeights, Sequences};
 
-use super::bytes::Bytes;
+use super::bytes::{Bytes, pseudo_random_bytes};
 
 /// Largest T, B, I and H the fuzz targets build.
 pub const MAX_DIM: usize = 24;
@@ -34,6 +34,8 @@ pub struct Problem {
     /// Sequences whose active input rows or `h0` row hold hostile values (NaN, infinities,
     /// huge or arbitrary bits). Every other sequence is clean.
     pub corrupt: Vec<bool>,
+    /// Whether the problem is big enough for the kernels to thread a step.
+    pub big: bool,
     /// Whether some weight or bias holds a hostile value (then only the structural promises
     /// hold: Ok, no panic, zeros beyond lengths).
     pub hostile_weights: bool,
@@ -41,6 +43,35 @@ pub struct Problem {
 
 fn scaled(r: &mut Bytes<'_>, n: usize, scale: f32) -> Vec<f32> {
     (0..n).map(|_| r.unit_f32() * scale).collect()
+}
+
+/// The clean values of a problem, read with the scaling of [`Problem`].
+struct Values {
+    w_ih: Vec<f32>,
+    w_hh: Vec<f32>,
+    b_ih: Option<Vec<f32>>,
+    b_hh: Option<Vec<f32>>,
+    h0: Option<Vec<f32>>,
+    lengths: Option<Vec<usize>>,
+    input: Vec<f32>,
+    grad_output: Option<Vec<f32>>,
+    grad_h_n: Option<Vec<f32>>,
+}
+
+impl Values {
+    fn read(r: &mut Bytes<'_>, flags: u8, t: usize, b: usize, i: usize, h: usize) -> Values {
+        Values {
+            w_ih: scaled(r, h * i, 0.3 / i as f32),
+            w_hh: scaled(r, h * h, 0.6 / h as f32),
+            b_ih: (flags & 2 != 0).then(|| scaled(r, h, 0.05)),
+            b_hh: (flags & 4 != 0).then(|| scaled(r, h, 0.05)),
+            h0: (flags & 8 != 0).then(|| scaled(r, b * h, 1.0)),
+            lengths: (flags & 16 != 0).then(|| (0..b).map(|_| r.range(1, t)).collect()),
+            input: scaled(r, t * b * i, 1.0),
+            grad_output: (flags & 32 != 0).then(|| scaled(r, t * b * h, 1.0)),
+            grad_h_n: (flags & 64 != 0).then(|| scaled(r, b * h, 1.0)),
+        }
+    }
 }
 
 impl Problem {
@@ -56,16 +87,34 @@ impl Problem {
         } else {
             Activation::Relu
         };
+        // One input in 16: a problem big enough (B*H*H >= 2^17) for the kernels to split each
+        // step across threads, with values from a pseudo-random stream seeded by the input
+        // (a fuzzer input cannot hold ~10^4 values).
+        let big = flags & 128 != 0 && steps <= 3;
+        let (batch, hidden_size) = if big {
+            (17 + batch % 16, 90 + hidden_size % 39)
+        } else {
+            (batch, hidden_size)
+        };
         let (t, b, i, h) = (steps, batch, input_size, hidden_size);
-        let w_ih = scaled(r, h * i, 0.3 / i as f32);
-        let w_hh = scaled(r, h * h, 0.6 / h as f32);
-        let b_ih = (flags & 2 != 0).then(|| scaled(r, h, 0.05));
-        let b_hh = (flags & 4 != 0).then(|| scaled(r, h, 0.05));
-        let h0 = (flags & 8 != 0).then(|| scaled(r, b * h, 1.0));
-        let lengths = (flags & 16 != 0).then(|| (0..b).map(|_| r.range(1, t)).collect::<Vec<_>>());
-        let input = scaled(r, t * b * i, 1.0);
-        let grad_output = (flags & 32 != 0).then(|| scaled(r, t * b * h, 1.0));
-        let grad_h_n = (flags & 64 != 0).then(|| scaled(r, b * h, 1.0));
+        let values = if big {
+            let n = h * i + h * h + 2 * h + b * h + b + t * b * i + t * b * h + b * h;
+            let data = pseudo_random_bytes(r.u64(), 6 * n);
+            Values::read(&mut Bytes::new(&data), flags, t, b, i, h)
+        } else {
+            Values::read(r, flags, t, b, i, h)
+        };
+        let Values {
+            w_ih,
+            w_hh,
+            b_ih,
+            b_hh,
+            h0,
+            lengths,
+            input,
+            grad_output,
+            grad_h_n,
+        } = values;
         let mut p = Problem {
             act,
             steps,
@@ -82,6 +131,7 @@ impl Problem {
             grad_output,
             grad_h_n,
             corrupt: vec![false; batch],
+            big,
             hostile_weights: false,
         };
         let hostile = r.u8();
@@ -107,7 +157,7 @@ impl Problem {
         // sequences.
         if hostile & 2 != 0 {
             for bb in 0..b {
-                if r.u8() % 3 != 0 {
+                if !r.u8().is_multiple_of(3) {
                     continue;
                 }
                 p.corrupt[bb] = true;
@@ -161,7 +211,7 @@ impl Problem {
     /// A one-line summary for failure messages (the full problem is in the fuzz artifact).
     pub fn summary(&self) -> String {
         format!(
-            "{:?} T={} B={} I={} H={} b_ih={} b_hh={} h0={} lengths={:?} grad_output={} grad_h_n={} corrupt={:?} hostile_weights={}",
+            "{:?} T={} B={} I={} H={} b_ih={} b_hh={} h0={} lengths={:?} grad_output={} grad_h_n={} corrupt={:?} big={} hostile_weights={}",
             self.act,
             self.steps,
             self.batch,
@@ -174,6 +224,7 @@ impl Problem {
             self.grad_output.is_some(),
             self.grad_h_n.is_some(),
             self.corrupt,
+            self.big,
             self.hostile_weights
         )
     }

@@ -16,6 +16,8 @@
 //! - `d_input` and `d_h0` are overwritten (they start as NaN here) and the workspace's old
 //!   contents (NaN here) never matter.
 
+use std::sync::OnceLock;
+
 use rnn_kernels::{Activation, Float, Isa, Rnn, RnnGrads, RnnWeights, Workspace};
 
 use super::bytes::Bytes;
@@ -30,9 +32,24 @@ pub fn check(data: &[u8]) {
     let also_f64 = r.bool();
     let (fwd, grads) = p.reference();
     let reference = Reference { fwd, grads };
-    check_precision::<f32>(&p, isa, wants, &reference);
-    if also_f64 {
-        check_precision::<f64>(&p, isa, wants, &reference);
+    let run = || {
+        check_precision::<f32>(&p, isa, wants, &reference);
+        if also_f64 {
+            check_precision::<f64>(&p, isa, wants, &reference);
+        }
+    };
+    if p.big {
+        // Three threads on whatever cores there are: uneven splits of a step's panels.
+        static POOL: OnceLock<rayon::ThreadPool> = OnceLock::new();
+        POOL.get_or_init(|| {
+            rayon::ThreadPoolBuilder::new()
+                .num_threads(3)
+                .build()
+                .expect("a rayon pool")
+        })
+        .install(run);
+    } else {
+        run();
     }
 }
 
