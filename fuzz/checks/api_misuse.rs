@@ -638,7 +638,7 @@ fn rnn_calls(r: &mut Bytes<'_>) {
 /// errors: `dz` errs by `(O + 2) tol_y + 2 u (O + 4)`; `d_w_hy` and `d_b_y` sum T*B of those
 /// (each times `|hidden| <= 1`) plus their own T*B + H rounding each, relative to at most
 /// 2 per term; `d_hidden` sums O of them.
-fn output_tolerances(rows: usize, h: usize, o: usize) -> (f64, f64) {
+pub fn output_tolerances(rows: usize, h: usize, o: usize) -> (f64, f64) {
     let u = f64::from(f32::EPSILON) / 2.0;
     let (rows, h, o) = (rows as f64, h as f64, o as f64);
     let tol_y = 2.0 * u * (h + o + 8.0);

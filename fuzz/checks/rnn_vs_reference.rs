@@ -18,8 +18,13 @@
 
 use std::sync::OnceLock;
 
-use rnn_kernels::{Activation, Float, Isa, Rnn, RnnGrads, RnnWeights, Workspace};
+use rnn_kernels::reference;
+use rnn_kernels::{
+    Activation, Float, Isa, OutputActivation, OutputDims, OutputGrads, OutputLayer, OutputWeights,
+    Rnn, RnnGrads, RnnWeights, Workspace,
+};
 
+use super::api_misuse::output_tolerances;
 use super::bytes::Bytes;
 use super::problem::{Problem, cast, rel_err, same, tolerance};
 
@@ -30,10 +35,12 @@ pub fn check(data: &[u8]) {
     let isa = isas[r.u8() as usize % isas.len()];
     let wants = r.u8();
     let also_f64 = r.bool();
+    let spec = OutputSpec::read(&mut r, &p);
     let (fwd, grads) = p.reference();
     let reference = Reference { fwd, grads };
     let run = || {
-        check_precision::<f32>(&p, isa, wants, &reference);
+        let output = check_precision::<f32>(&p, isa, wants, &reference);
+        check_output_layer(&p, &spec, &output);
         if also_f64 {
             check_precision::<f64>(&p, isa, wants, &reference);
         }
@@ -61,7 +68,8 @@ struct Reference {
     grads: rnn_kernels::reference::RnnGradients<f64>,
 }
 
-fn check_precision<F: Float>(p: &Problem, isa: Isa, wants: u8, reference: &Reference) {
+/// Runs and checks every call in precision `F`; returns the forward `output`.
+fn check_precision<F: Float>(p: &Problem, isa: Isa, wants: u8, reference: &Reference) -> Vec<F> {
     let ctx = || format!("{} on {isa:?}, {}", std::any::type_name::<F>(), p.summary());
     let (t, b, i, h) = (p.steps, p.batch, p.input_size, p.hidden_size);
     let (w_ih, w_hh) = (cast::<F>(&p.w_ih), cast::<F>(&p.w_hh));
@@ -195,7 +203,7 @@ fn check_precision<F: Float>(p: &Problem, isa: Isa, wants: u8, reference: &Refer
         // Either nothing is promised about the values, or relu's derivative jumps between
         // our pre-activation and the reference's (both within tolerance of 0): the gradients
         // legitimately differ there.
-        return;
+        return output;
     }
     let g = &reference.grads;
     let mut pairs: Vec<Comparison<'_, F>> = Vec::new();
@@ -228,6 +236,7 @@ fn check_precision<F: Float>(p: &Problem, isa: Isa, wants: u8, reference: &Refer
             ctx()
         );
     }
+    output
 }
 
 /// For relu: whether our outputs and the reference's are positive at exactly the same places
@@ -277,6 +286,137 @@ fn check_nan_propagates<F: Float>(p: &Problem, output: &[F], h_n: &[F], ctx: &dy
         assert!(
             row.iter().all(|v| v.is_nan()),
             "NaN input of sequence {bb} was dropped: h_n[{bb}] = {row:?} ({})",
+            ctx()
+        );
+    }
+}
+
+/// An output layer on top of the RNN's `output`, read from the fuzzer's bytes.
+struct OutputSpec {
+    f: OutputActivation,
+    o: usize,
+    w_hy: Vec<f32>,
+    b_y: Option<Vec<f32>>,
+    grad_y: Vec<f32>,
+}
+
+impl OutputSpec {
+    fn read(r: &mut Bytes<'_>, p: &Problem) -> OutputSpec {
+        let f = r.pick(&[
+            OutputActivation::Identity,
+            OutputActivation::Tanh,
+            OutputActivation::Sigmoid,
+            OutputActivation::Softmax,
+        ]);
+        let (h, o) = (p.hidden_size, r.range(1, 12));
+        let scale = 1.0 / h as f32;
+        OutputSpec {
+            f,
+            o,
+            w_hy: (0..o * h).map(|_| r.unit_f32() * scale).collect(),
+            b_y: r
+                .bool()
+                .then(|| (0..o).map(|_| r.unit_f32() * 0.05).collect()),
+            grad_y: (0..p.steps * p.batch * o).map(|_| r.unit_f32()).collect(),
+        }
+    }
+}
+
+/// The output layer on our own `output` (so only the layer's error counts), against the
+/// reference fed the same values: rows of clean sequences within the output layer's
+/// tolerance (`api_misuse::output_tolerances`), parameter gradients too when everything is
+/// clean, and rows beyond each length exactly zero whatever the values.
+fn check_output_layer(p: &Problem, spec: &OutputSpec, hidden: &[f32]) {
+    let ctx = || format!("output layer {:?} O={} on {}", spec.f, spec.o, p.summary());
+    let (t, b, h, o) = (p.steps, p.batch, p.hidden_size, spec.o);
+    let dims = OutputDims {
+        hidden_size: h,
+        output_size: o,
+    };
+    let layer = OutputLayer::new(
+        spec.f,
+        dims,
+        OutputWeights {
+            w_hy: &spec.w_hy,
+            b_y: spec.b_y.as_deref(),
+        },
+    )
+    .unwrap_or_else(|e| panic!("OutputLayer::new: {e} ({})", ctx()));
+    let seq = p.seq();
+    let mut y = vec![f32::NAN; t * b * o];
+    layer
+        .forward(&seq, hidden, &mut y)
+        .unwrap_or_else(|e| panic!("OutputLayer::forward: {e} ({})", ctx()));
+    let mut d_hidden = vec![f32::NAN; hidden.len()];
+    let mut d_w_hy = vec![0.0f32; o * h];
+    let mut d_b_y = vec![0.0f32; o];
+    layer
+        .backward(
+            &seq,
+            hidden,
+            &y,
+            &spec.grad_y,
+            OutputGrads {
+                d_hidden: Some(&mut d_hidden),
+                d_w_hy: Some(&mut d_w_hy),
+                d_b_y: spec.b_y.is_some().then_some(&mut d_b_y[..]),
+            },
+            &mut Workspace::new(),
+        )
+        .unwrap_or_else(|e| panic!("OutputLayer::backward: {e} ({})", ctx()));
+    for row in 0..t * b {
+        if !p.active(row / b, row % b) {
+            assert!(
+                y[row * o..(row + 1) * o].iter().all(|&v| v == 0.0),
+                "y beyond length not zero ({})",
+                ctx()
+            );
+            assert!(
+                d_hidden[row * h..(row + 1) * h].iter().all(|&v| v == 0.0),
+                "d_hidden beyond length not zero ({})",
+                ctx()
+            );
+        }
+    }
+    if p.hostile_weights {
+        return;
+    }
+    let c = |v: &[f32]| v.iter().map(|&x| f64::from(x)).collect::<Vec<f64>>();
+    let (w64, b64, h64, g64) = (
+        c(&spec.w_hy),
+        spec.b_y.as_deref().map(c),
+        c(hidden),
+        c(&spec.grad_y),
+    );
+    let w = OutputWeights {
+        w_hy: &w64,
+        b_y: b64.as_deref(),
+    };
+    let want_y = reference::output_forward(spec.f, dims, &w, &seq, &h64).expect("reference");
+    let want = reference::output_backward(spec.f, dims, &w, &seq, &h64, &g64).expect("reference");
+    let (tol_y, tol_grad) = output_tolerances(t * b, h, o);
+    let clean = |width: usize| move |k: usize| !p.corrupt[(k / width) % b];
+    let mut pairs: Vec<(Comparison<'_, f32>, f64)> = vec![
+        (("y", &y, &want_y, Box::new(clean(o))), tol_y),
+        (
+            ("d_hidden", &d_hidden, &want.d_hidden, Box::new(clean(h))),
+            tol_grad,
+        ),
+    ];
+    if p.all_clean() {
+        pairs.push((
+            ("d_w_hy", &d_w_hy, &want.d_w_hy, Box::new(|_| true)),
+            tol_grad,
+        ));
+        if spec.b_y.is_some() {
+            pairs.push((("d_b_y", &d_b_y, &want.d_b_y, Box::new(|_| true)), tol_grad));
+        }
+    }
+    for ((name, ours, want, keep), tol) in pairs {
+        let e = rel_err(ours, want, keep);
+        assert!(
+            e <= tol,
+            "{name}: error {e:e} > tolerance {tol:e} ({})",
             ctx()
         );
     }
