@@ -5,7 +5,8 @@ use std::iter::Sum;
 use std::ops::{Add, AddAssign, Div, Mul, MulAssign, Neg, Sub, SubAssign};
 
 mod sealed {
-    pub trait Sealed {}
+    /// Seals [`super::Float`] and carries the kernels' register types of each precision.
+    pub trait Sealed: crate::kernels::KernelFloat {}
     impl Sealed for f32 {}
     impl Sealed for f64 {}
 }

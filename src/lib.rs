@@ -31,6 +31,7 @@ pub mod error;
 pub mod float;
 mod gemm;
 pub mod isa;
+mod kernels;
 pub mod output;
 pub mod reference;
 pub mod rnn;

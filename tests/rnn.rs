@@ -18,10 +18,7 @@ fn dims(p: &Problem) -> RnnDims {
 }
 
 /// Reference results in f64 for a problem.
-fn reference_f64(
-    p: &Problem,
-    act: Activation,
-) -> (reference::RnnForward<f64>, RnnGradients<f64>) {
+fn reference_f64(p: &Problem, act: Activation) -> (reference::RnnForward<f64>, RnnGradients<f64>) {
     let (w_ih, w_hh) = (cast::<f64>(&p.w_ih), cast::<f64>(&p.w_hh));
     let b_ih = p.b_ih.as_deref().map(cast::<f64>);
     let b_hh = p.b_hh.as_deref().map(cast::<f64>);
@@ -105,8 +102,14 @@ fn run_ours<F: Float>(p: &Problem, act: Activation, isa: Isa) -> Ours<F> {
         d_b_ih: vec![F::ZERO; if p.b_ih.is_some() { h } else { 0 }],
         d_b_hh: vec![F::ZERO; if p.b_hh.is_some() { h } else { 0 }],
     };
-    rnn.forward(&seq, &input, h0.as_deref(), &mut ours.output, Some(&mut ours.h_n))
-        .unwrap();
+    rnn.forward(
+        &seq,
+        &input,
+        h0.as_deref(),
+        &mut ours.output,
+        Some(&mut ours.h_n),
+    )
+    .unwrap();
     rnn.forward_final(&seq, &input, h0.as_deref(), &mut ours.h_n_final, &mut ws)
         .unwrap();
     let grads = RnnGrads {
@@ -164,8 +167,16 @@ fn compare<F: Float>(p: &Problem, act: Activation, isa: Isa) -> Result<(), Strin
                     let r = t * p.batch + b;
                     let h = p.hidden_size;
                     let i = p.input_size;
-                    assert!(ours.output[r * h..(r + 1) * h].iter().all(|v| *v == F::ZERO));
-                    assert!(ours.d_input[r * i..(r + 1) * i].iter().all(|v| *v == F::ZERO));
+                    assert!(
+                        ours.output[r * h..(r + 1) * h]
+                            .iter()
+                            .all(|v| *v == F::ZERO)
+                    );
+                    assert!(
+                        ours.d_input[r * i..(r + 1) * i]
+                            .iter()
+                            .all(|v| *v == F::ZERO)
+                    );
                 }
             }
         }
@@ -209,7 +220,9 @@ proptest! {
 /// B = 1 and T = 1 among them.
 #[test]
 fn tile_boundary_sizes_match_reference() {
-    let sizes = [1, 2, 3, 7, 8, 9, 15, 16, 17, 31, 32, 33, 47, 48, 49, 63, 64, 65, 97];
+    let sizes = [
+        1, 2, 3, 7, 8, 9, 15, 16, 17, 31, 32, 33, 47, 48, 49, 63, 64, 65, 97,
+    ];
     for (k, &h) in sizes.iter().enumerate() {
         for (steps, batch) in [(1, 1), (3, 1), (1, 4), (4, 7)] {
             for act in [Activation::Tanh, Activation::Relu] {
@@ -228,7 +241,11 @@ fn tile_boundary_sizes_match_reference() {
 /// 4th-order central differences of the loss in f64 against the reference's gradients.
 #[test]
 fn reference_gradients_match_finite_differences() {
-    for (seed, act) in [(1, Activation::Tanh), (2, Activation::Relu), (3, Activation::Tanh)] {
+    for (seed, act) in [
+        (1, Activation::Tanh),
+        (2, Activation::Relu),
+        (3, Activation::Tanh),
+    ] {
         let flags = Flags {
             bias: true,
             h0: true,
@@ -311,7 +328,18 @@ fn reference_gradients_match_finite_differences() {
 
 #[test]
 fn parameter_gradients_accumulate_and_input_gradients_overwrite() {
-    let p = Problem::random(5, 3, 4, 6, Flags { bias: true, h0: true, lengths: true }, 9);
+    let p = Problem::random(
+        5,
+        3,
+        4,
+        6,
+        Flags {
+            bias: true,
+            h0: true,
+            lengths: true,
+        },
+        9,
+    );
     let first = run_ours::<f64>(&p, Activation::Tanh, Isa::detect());
     // Run backward a second time into the same buffers.
     let rnn = Rnn::new(
@@ -358,7 +386,10 @@ fn parameter_gradients_accumulate_and_input_gradients_overwrite() {
         // The GEMM adds its product into the existing values block by block, so the sum may
         // differ from 2 * first by a rounding per addition: a few ulp, never more.
         for (a, f) in a.iter().zip(f.iter()) {
-            assert!((a - 2.0 * f).abs() <= 8.0 * f64::EPSILON * f.abs(), "{a} vs 2 * {f}");
+            assert!(
+                (a - 2.0 * f).abs() <= 8.0 * f64::EPSILON * f.abs(),
+                "{a} vs 2 * {f}"
+            );
         }
     }
 }
@@ -366,7 +397,18 @@ fn parameter_gradients_accumulate_and_input_gradients_overwrite() {
 /// Padding holds arbitrary values, NaN included: none of it may reach a result.
 #[test]
 fn padding_is_never_read_into_results() {
-    let p = Problem::random(6, 4, 5, 7, Flags { bias: true, h0: true, lengths: true }, 11);
+    let p = Problem::random(
+        6,
+        4,
+        5,
+        7,
+        Flags {
+            bias: true,
+            h0: true,
+            lengths: true,
+        },
+        11,
+    );
     let clean = run_ours::<f32>(&p, Activation::Tanh, Isa::detect());
     let mut dirty = p.clone();
     let lengths = p.lengths.clone().unwrap();
@@ -393,9 +435,44 @@ fn padding_is_never_read_into_results() {
 #[test]
 fn forward_final_equals_forward_bitwise() {
     // Long enough that forward_final projects in several chunks.
-    let p = Problem::random(300, 2, 9, 130, Flags { bias: true, h0: true, lengths: true }, 5);
+    let p = Problem::random(
+        300,
+        2,
+        9,
+        130,
+        Flags {
+            bias: true,
+            h0: true,
+            lengths: true,
+        },
+        5,
+    );
     for isa in Isa::available() {
         let o = run_ours::<f32>(&p, Activation::Tanh, isa);
         assert_eq!(o.h_n, o.h_n_final, "{isa:?}");
+    }
+}
+
+/// The time loop splits each step's columns across the caller's rayon threads: results must
+/// be bitwise identical for 1, 2 and 3 threads (steps big enough to be shared).
+#[test]
+fn thread_count_does_not_change_results() {
+    fn run_all<F: Float>(p: &Problem, isa: Isa) -> Vec<Vec<F>> {
+        let mut runs = Vec::new();
+        for threads in [1, 2, 3] {
+            let pool = rayon::ThreadPoolBuilder::new().num_threads(threads).build().unwrap();
+            let o = pool.install(|| run_ours::<F>(p, Activation::Tanh, isa));
+            runs.push(
+                [o.output, o.h_n, o.h_n_final, o.d_input, o.d_h0, o.d_w_ih, o.d_w_hh].concat(),
+            );
+        }
+        runs
+    }
+    let p = Problem::random(5, 12, 9, 200, Flags { bias: true, h0: true, lengths: true }, 3);
+    for isa in Isa::available() {
+        let r = run_all::<f32>(&p, isa);
+        assert!(r[0] == r[1] && r[0] == r[2], "f32 {isa:?}");
+        let r = run_all::<f64>(&p, isa);
+        assert!(r[0] == r[1] && r[0] == r[2], "f64 {isa:?}");
     }
 }

@@ -1,10 +1,11 @@
 //! Backward pass (BPTT): a sequential sweep that only carries the state gradient, then one GEMM
 //! or reduction per gradient over all steps.
 
-use super::Rnn;
+use super::{Activation, Rnn};
 use crate::error::{Error, Result};
 use crate::float::Float;
 use crate::gemm::{Mat, MatMut, gemm};
+use crate::kernels::{self, BwdStep, Operands, SharedMut, StepLoop, Store};
 use crate::sequences::{Sequences, check_len};
 use crate::workspace::Workspace;
 
@@ -114,57 +115,12 @@ impl<F: Float> Rnn<F> {
         let (d_pre, ws) = ws.split_at_mut(seq_len);
         let (carry, x_masked) = ws.split_at_mut(state_len);
 
-        // The sequential sweep: dA_t = (dh_t + carry) * act'(h_t), carry = dA_t W_hh.
-        carry.fill(F::ZERO);
-        let act = self.activation;
-        for t in (0..steps).rev() {
-            let base = t * state_len;
-            let d_pre_t = &mut d_pre[base..base + state_len];
-            for b in 0..batch {
-                let row = b * hidden..(b + 1) * hidden;
-                let n = seq.len_of(b);
-                if t >= n {
-                    d_pre_t[row.clone()].fill(F::ZERO);
-                    carry[row].fill(F::ZERO);
-                    continue;
-                }
-                let carry_row = &mut carry[row.clone()];
-                if t + 1 == n
-                    && let Some(g) = grad_h_n
-                {
-                    for (c, &g) in carry_row.iter_mut().zip(&g[row.clone()]) {
-                        *c += g;
-                    }
-                }
-                let h_row = &output[base + row.start..base + row.end];
-                let d_row = &mut d_pre_t[row.clone()];
-                match grad_output {
-                    Some(g) => {
-                        let g_row = &g[base + row.start..base + row.end];
-                        for (((d, &c), &g), &h) in d_row.iter_mut().zip(&*carry_row).zip(g_row).zip(h_row)
-                        {
-                            *d = (g + c) * act.derivative_from_output(h);
-                        }
-                    }
-                    None => {
-                        for ((d, &c), &h) in d_row.iter_mut().zip(&*carry_row).zip(h_row) {
-                            *d = c * act.derivative_from_output(h);
-                        }
-                    }
-                }
+        // The sequential sweep: dA_t = (dh_t + dA_(t+1) W_hh) * act'(h_t), fused per step.
+        match self.activation {
+            Activation::Tanh => self.sweep::<true>(seq, output, grad_output, grad_h_n, d_pre, d_h0),
+            Activation::Relu => {
+                self.sweep::<false>(seq, output, grad_output, grad_h_n, d_pre, d_h0)
             }
-            if t > 0 || d_h0.is_some() {
-                gemm(
-                    F::ONE,
-                    Mat::new(d_pre_t, batch, hidden),
-                    Mat::new(&self.w_hh, hidden, hidden),
-                    F::ZERO,
-                    MatMut::new(carry, batch, hidden),
-                );
-            }
-        }
-        if let Some(d_h0) = d_h0 {
-            d_h0.copy_from_slice(carry);
         }
 
         // Everything else: one GEMM or reduction over all T*B rows.
@@ -248,5 +204,97 @@ impl<F: Float> Rnn<F> {
             }
         }
         Ok(())
+    }
+
+    /// The BPTT sweep: for `t = T-1 .. 0`, `d_pre[t] = (grad_output[t] + d_pre[t+1] W_hh) *
+    /// act'(output[t])` with `grad_h_n` at each sequence's last step and zeros after it, one
+    /// packed-GEMM call per step with the epilogue fused; then `d_h0 = d_pre[0] W_hh`.
+    fn sweep<const TANH: bool>(
+        &self,
+        seq: &Sequences<'_>,
+        output: &[F],
+        grad_output: Option<&[F]>,
+        grad_h_n: Option<&[F]>,
+        d_pre: &mut [F],
+        d_h0: Option<&mut [F]>,
+    ) {
+        let (steps, batch, hidden) = (seq.steps, seq.batch, self.dims.hidden_size);
+        let state_len = batch * hidden;
+        let seq_len = steps * state_len;
+        // Checked here, once, for every step of the loop.
+        assert!(
+            output.len() == seq_len && d_pre.len() == seq_len,
+            "sweep shape bug"
+        );
+        assert!(
+            grad_output.is_none_or(|g| g.len() == seq_len),
+            "grad_output shape bug"
+        );
+        assert!(
+            grad_h_n.is_none_or(|g| g.len() == state_len),
+            "grad_h_n shape bug"
+        );
+        assert!(
+            d_h0.as_ref().is_none_or(|g| g.len() == state_len),
+            "d_h0 shape bug"
+        );
+        let packed = &self.packed_bwd;
+        let last = Operands::new(&[], hidden, batch, packed, 0);
+        let rec = Operands::new(&d_pre[..state_len], hidden, batch, packed, hidden);
+        let d = SharedMut(d_pre.as_mut_ptr());
+        let d_h0 = d_h0.map(|g| SharedMut(g.as_mut_ptr()));
+        let (h, g, g_h_n) = (
+            output.as_ptr(),
+            grad_output.map(|g| g.as_ptr()),
+            grad_h_n.map(|g| g.as_ptr()),
+        );
+        let (h, g, g_h_n) = (
+            SharedMut(h.cast_mut()),
+            g.map(|g| SharedMut(g.cast_mut())),
+            g_h_n.map(|g| SharedMut(g.cast_mut())),
+        );
+        let step_kernel = kernels::select::<F, BwdStep<'_, F, TANH>>(self.isa);
+        let store_kernel = kernels::select::<F, Store<F>>(self.isa);
+        let threads = StepLoop::new(packed.panels(), 2 * state_len * hidden);
+        let calls = steps + usize::from(d_h0.is_some());
+        threads.run(calls, packed.panels(), |i, panels| {
+            let d = d.get();
+            if i == steps {
+                // The extra call: d_h0 = dA_0 W_hh.
+                let ops = rec.with_a(d);
+                let epi = Store::new(
+                    d_h0.map_or(std::ptr::null_mut(), |p| p.get()),
+                    hidden,
+                    false,
+                );
+                // SAFETY: the plan's isa is supported (checked when it was set); A is block 0
+                // of `d_pre`, complete (the loop's barrier); `d_h0` is `[B, H]` (asserted)
+                // and exists (calls = steps + 1 only then); columns are this thread's panels.
+                unsafe { store_kernel(&ops, &epi, panels) };
+                return;
+            }
+            let t = steps - 1 - i;
+            let ops = match i {
+                0 => last,
+                _ => rec.with_a(d.wrapping_add((t + 1) * state_len)),
+            };
+            let at = t * state_len;
+            let epi = BwdStep::<'_, F, TANH> {
+                d: d.wrapping_add(at),
+                h: h.get().wrapping_add(at).cast_const(),
+                g: g.map(|g| g.get().wrapping_add(at).cast_const()),
+                g_h_n: g_h_n.map(|g| g.get().cast_const()),
+                ld: hidden,
+                lengths: seq.lengths,
+                t,
+                steps,
+            };
+            // SAFETY: the plan's isa is supported (checked when it was set); A is block t + 1
+            // of `d_pre` (t + 1 < T, complete: the loop's barrier) or not read (K = 0 at
+            // t = T - 1); the epilogue reads block t of `output`/`grad_output` and `grad_h_n`
+            // and writes block t of `d_pre` (lengths asserted above), only in this thread's
+            // panels' columns; blocks t and t + 1 are disjoint.
+            unsafe { step_kernel(&ops, &epi, panels) }
+        });
     }
 }

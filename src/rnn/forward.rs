@@ -1,9 +1,10 @@
 //! Forward pass: one hoisted input-projection GEMM, then the sequential recurrence.
 
-use super::Rnn;
+use super::{Activation, Rnn};
 use crate::error::Result;
 use crate::float::Float;
 use crate::gemm::{Mat, MatMut, gemm};
+use crate::kernels::{self, FwdStep, Operands, SharedMut, StepLoop};
 use crate::sequences::{Sequences, check_len};
 use crate::workspace::Workspace;
 
@@ -43,22 +44,7 @@ impl<F: Float> Rnn<F> {
         }
 
         self.project(input, steps * batch, output);
-        for t in 0..steps {
-            let (done, rest) = output.split_at_mut(t * state_len);
-            let prev = match t {
-                0 => h0,
-                _ => Some(&done[(t - 1) * state_len..]),
-            };
-            let cur = &mut rest[..state_len];
-            self.step(prev, cur, batch);
-            if seq.lengths.is_some() {
-                for (b, row) in cur.chunks_exact_mut(hidden).enumerate() {
-                    if !seq.is_active(t, b) {
-                        row.fill(F::ZERO);
-                    }
-                }
-            }
-        }
+        self.recur(seq, 0, h0, output, None);
 
         if let Some(h_n) = h_n {
             for (b, dst) in h_n.chunks_exact_mut(hidden).enumerate() {
@@ -101,28 +87,9 @@ impl<F: Float> Rnn<F> {
                 rows.len(),
                 proj,
             );
-            for k in 0..len {
-                let t = t0 + k;
-                let (done, rest) = proj.split_at_mut(k * state_len);
-                let prev = match (k, t) {
-                    (_, 0) => h0,
-                    (0, _) => Some(&*state),
-                    _ => Some(&done[(k - 1) * state_len..]),
-                };
-                let cur = &mut rest[..state_len];
-                self.step(prev, cur, batch);
-                if seq.lengths.is_some() {
-                    for (b, row) in cur.chunks_exact_mut(hidden).enumerate() {
-                        let n = seq.len_of(b);
-                        if t + 1 == n {
-                            h_n[b * hidden..(b + 1) * hidden].copy_from_slice(row);
-                        } else if t >= n {
-                            // Finished sequences keep a zero state so nothing grows unbounded.
-                            row.fill(F::ZERO);
-                        }
-                    }
-                }
-            }
+            let first = if t0 == 0 { h0 } else { Some(&*state) };
+            let capture = seq.lengths.is_some().then_some(&mut *h_n);
+            self.recur(seq, t0, first, proj, capture);
             state.copy_from_slice(&proj[(len - 1) * state_len..]);
             t0 += len;
         }
@@ -154,22 +121,82 @@ impl<F: Float> Rnn<F> {
         );
     }
 
-    /// One recurrent step in place: `cur` holds the projection `P_t` (`[batch, H]`) on entry
-    /// and `h_t = act(P_t + h_(t-1) W_hh^T)` on exit; `prev = None` means `h_(t-1) = 0`.
-    fn step(&self, prev: Option<&[F]>, cur: &mut [F], batch: usize) {
-        let hidden = self.dims.hidden_size;
-        if let Some(prev) = prev {
-            gemm(
-                F::ONE,
-                Mat::new(prev, batch, hidden),
-                Mat::new(&self.w_hh, hidden, hidden).t(),
-                F::ONE,
-                MatMut::new(cur, batch, hidden),
-            );
+    /// Steps `t0..t0 + len` of the recurrence in place, `len = states.len() / (B*H)`: block `k`
+    /// of `states` holds the projection `P_(t0+k)` on entry and `h_(t0+k)` on exit, zero for
+    /// sequences that have ended. `first_prev` is the state before step `t0` (`None`: zeros).
+    /// With `capture`, each sequence's state at its last step is also written there.
+    ///
+    /// One packed-GEMM call per step (`h_(t-1) W_hh^T`, the activation fused), the kernel and
+    /// the threading chosen once here, before the loop.
+    fn recur(
+        &self,
+        seq: &Sequences<'_>,
+        t0: usize,
+        first_prev: Option<&[F]>,
+        states: &mut [F],
+        capture: Option<&mut [F]>,
+    ) {
+        match self.activation {
+            Activation::Tanh => self.recur_with::<true>(seq, t0, first_prev, states, capture),
+            Activation::Relu => self.recur_with::<false>(seq, t0, first_prev, states, capture),
         }
-        let act = self.activation;
-        for v in cur.iter_mut() {
-            *v = act.apply(*v);
-        }
+    }
+
+    fn recur_with<const TANH: bool>(
+        &self,
+        seq: &Sequences<'_>,
+        t0: usize,
+        first_prev: Option<&[F]>,
+        states: &mut [F],
+        capture: Option<&mut [F]>,
+    ) {
+        let (batch, hidden) = (seq.batch, self.dims.hidden_size);
+        let state_len = batch * hidden;
+        assert!(
+            state_len > 0 && states.len().is_multiple_of(state_len),
+            "step shape bug"
+        );
+        assert!(
+            first_prev.is_none_or(|p| p.len() == state_len),
+            "h0 shape bug"
+        );
+        assert!(
+            capture.as_ref().is_none_or(|c| c.len() == state_len),
+            "h_n shape bug"
+        );
+        let len = states.len() / state_len;
+        let packed = &self.packed_fwd;
+        // Checked here, once: every step reads one `[B, H]` state and writes the next.
+        let first = match first_prev {
+            Some(p) => Operands::new(p, hidden, batch, packed, hidden),
+            None => Operands::new(&[], hidden, batch, packed, 0),
+        };
+        let rec = Operands::new(&states[..state_len], hidden, batch, packed, hidden);
+        let base = SharedMut(states.as_mut_ptr());
+        let h_n = capture.map(|c| SharedMut(c.as_mut_ptr()));
+        let kernel = kernels::select::<F, FwdStep<'_, F, TANH>>(self.isa);
+        let threads = StepLoop::new(packed.panels(), 2 * state_len * hidden);
+        threads.run(len, packed.panels(), |k, panels| {
+            let base = base.get();
+            // Block k - 1 (read) and block k (written) are disjoint parts of `states`.
+            let ops = match k {
+                0 => first,
+                _ => rec.with_a(base.wrapping_add((k - 1) * state_len)),
+            };
+            let epi = FwdStep::<'_, F, TANH> {
+                c: base.wrapping_add(k * state_len),
+                ld: hidden,
+                lengths: seq.lengths,
+                t: t0 + k,
+                h_n: h_n.map(|p| p.get()),
+            };
+            debug_assert!(k < len);
+            // SAFETY: the plan's isa is supported (checked when it was set); A is a
+            // `[B, H]` block of `states` (k > 0) or `first_prev` (length asserted above) or
+            // not read (K = 0); the epilogue writes block k < len of `states` and rows of
+            // `capture` (`[B, H]`, asserted), only in this thread's panels' columns; the step
+            // loop separates the steps by a barrier, so block k - 1 is complete.
+            unsafe { kernel(&ops, &epi, panels) }
+        });
     }
 }

@@ -36,6 +36,7 @@ mod forward;
 use crate::error::{Error, Result};
 use crate::float::Float;
 use crate::isa::Isa;
+use crate::kernels::PackedB;
 use crate::sequences::{Sequences, check_len, checked_len};
 
 pub use backward::RnnGrads;
@@ -168,6 +169,10 @@ pub struct Rnn<F> {
     has_b_ih: bool,
     has_b_hh: bool,
     isa: Isa,
+    /// `W_hh^T` (`B[k][j] = W_hh[j][k]`) packed for `isa`: the forward step's right operand.
+    packed_fwd: PackedB<F>,
+    /// `W_hh` packed for `isa`: the BPTT step's right operand (`carry = dA_t W_hh`).
+    packed_bwd: PackedB<F>,
 }
 
 impl<F: Float> Rnn<F> {
@@ -179,6 +184,8 @@ impl<F: Float> Rnn<F> {
             (Some(b), None) | (None, Some(b)) => Some(b.to_vec()),
             (Some(x), Some(y)) => Some(x.iter().zip(y).map(|(&x, &y)| x + y).collect()),
         };
+        let isa = Isa::detect();
+        let (packed_fwd, packed_bwd) = pack_recurrent(isa, weights.w_hh, dims.hidden_size);
         Ok(Rnn {
             activation,
             dims,
@@ -187,7 +194,9 @@ impl<F: Float> Rnn<F> {
             bias,
             has_b_ih: weights.b_ih.is_some(),
             has_b_hh: weights.b_hh.is_some(),
-            isa: Isa::detect(),
+            isa,
+            packed_fwd,
+            packed_bwd,
         })
     }
 
@@ -195,6 +204,10 @@ impl<F: Float> Rnn<F> {
     pub fn with_isa(mut self, isa: Isa) -> Result<Self> {
         if !isa.is_supported() {
             return Err(Error::UnsupportedIsa(isa));
+        }
+        if crate::kernels::panel_width::<F>(isa) != self.packed_fwd.nr() {
+            (self.packed_fwd, self.packed_bwd) =
+                pack_recurrent(isa, &self.w_hh, self.dims.hidden_size);
         }
         self.isa = isa;
         Ok(self)
@@ -219,4 +232,12 @@ impl<F: Float> Rnn<F> {
     pub fn has_biases(&self) -> (bool, bool) {
         (self.has_b_ih, self.has_b_hh)
     }
+}
+
+/// Packs `W_hh^T` and `W_hh` (`[H, H]`, row-major) for `isa`'s kernels.
+fn pack_recurrent<F: Float>(isa: Isa, w_hh: &[F], h: usize) -> (PackedB<F>, PackedB<F>) {
+    (
+        PackedB::new(isa, h, h, |k, j| w_hh[j * h + k]),
+        PackedB::new(isa, h, h, |k, j| w_hh[k * h + j]),
+    )
 }

@@ -1,0 +1,170 @@
+//! AVX2 + FMA path: `MR = 6` rows x `NV = 2` ymm (16 `f32` / 8 `f64` columns) per register
+//! tile (12 accumulators of 16 registers), `vmaskmov` loads and stores for column remainders,
+//! tanh from `vecmath`'s register form.
+
+use std::arch::x86_64::*;
+use std::ops::Range;
+
+use super::{Epilogue, Operands, Simd, gemm_body};
+use crate::float::Float;
+use crate::vecmath::avx2::{tanh_avx2_pd, tanh_avx2_ps};
+
+/// Vectors per panel.
+pub const NV: usize = 2;
+/// Rows per register tile.
+const MR: usize = 6;
+
+/// The packed GEMM on the AVX2 path.
+///
+/// # Safety
+///
+/// The CPU must support avx2 and fma (the caller proves it with
+/// `Isa::Avx2Fma.is_supported()`), plus the memory contract of [`super::KernelFn`].
+#[target_feature(enable = "avx2,fma")]
+pub unsafe fn gemm<F: Float, E: Epilogue<F>>(ops: &Operands<F>, epi: &E, panels: Range<usize>) {
+    // SAFETY: the features are enabled here and the memory contract is the caller's.
+    unsafe { gemm_body::<F::V256, E, MR, NV>(ops, epi, panels) }
+}
+
+/// 8 `f32` lanes.
+#[derive(Clone, Copy, Debug)]
+pub struct F32x8(__m256);
+
+/// 4 `f64` lanes.
+#[derive(Clone, Copy, Debug)]
+pub struct F64x4(__m256d);
+
+/// A `vmaskmov` mask enabling the first `n` of 8 32-bit lanes.
+///
+/// # Safety
+///
+/// The CPU must support avx2.
+#[inline(always)]
+unsafe fn mask32(n: usize) -> __m256i {
+    // SAFETY: avx2 is the caller's contract.
+    unsafe {
+        _mm256_cmpgt_epi32(
+            _mm256_set1_epi32(n as i32),
+            _mm256_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7),
+        )
+    }
+}
+
+/// A `vmaskmov` mask enabling the first `n` of 4 64-bit lanes.
+///
+/// # Safety
+///
+/// The CPU must support avx2.
+#[inline(always)]
+unsafe fn mask64(n: usize) -> __m256i {
+    // SAFETY: avx2 is the caller's contract.
+    unsafe { _mm256_cmpgt_epi64(_mm256_set1_epi64x(n as i64), _mm256_setr_epi64x(0, 1, 2, 3)) }
+}
+
+macro_rules! impl_simd {
+    ($t:ident, $e:ty, $lanes:expr, $maskfn:ident, $tanh:ident, $setzero:ident, $set1:ident,
+     $loadu:ident, $maskload:ident, $storeu:ident, $maskstore:ident, $fmadd:ident,
+     $fnmadd:ident, $add:ident, $mul:ident, $max:ident, $cmp:ident, $and:ident) => {
+        impl Simd for $t {
+            type Elem = $e;
+            const LANES: usize = $lanes;
+            // SAFETY (every method): avx2 and fma are the trait's contract; pointers are valid
+            // for the lanes accessed (trait contract); `vmaskmov` never touches masked-off
+            // lanes (no fault, no write).
+            #[inline(always)]
+            unsafe fn zero() -> Self {
+                $t(unsafe { $setzero() })
+            }
+            #[inline(always)]
+            unsafe fn splat(x: $e) -> Self {
+                $t(unsafe { $set1(x) })
+            }
+            #[inline(always)]
+            unsafe fn load(p: *const $e) -> Self {
+                $t(unsafe { $loadu(p) })
+            }
+            #[inline(always)]
+            unsafe fn load_part(p: *const $e, n: usize) -> Self {
+                $t(unsafe { $maskload(p, $maskfn(n)) })
+            }
+            #[inline(always)]
+            unsafe fn store(self, p: *mut $e) {
+                unsafe { $storeu(p, self.0) }
+            }
+            #[inline(always)]
+            unsafe fn store_part(self, p: *mut $e, n: usize) {
+                unsafe { $maskstore(p, $maskfn(n), self.0) }
+            }
+            #[inline(always)]
+            unsafe fn fma(self, b: Self, c: Self) -> Self {
+                $t(unsafe { $fmadd(self.0, b.0, c.0) })
+            }
+            #[inline(always)]
+            unsafe fn add(self, b: Self) -> Self {
+                $t(unsafe { $add(self.0, b.0) })
+            }
+            #[inline(always)]
+            unsafe fn mul(self, b: Self) -> Self {
+                $t(unsafe { $mul(self.0, b.0) })
+            }
+            #[inline(always)]
+            unsafe fn tanh(self) -> Self {
+                $t(unsafe { $tanh(self.0) })
+            }
+            #[inline(always)]
+            unsafe fn relu(self) -> Self {
+                // max(0, x) returns its second operand when either is NaN: NaN propagates.
+                $t(unsafe { $max($setzero(), self.0) })
+            }
+            #[inline(always)]
+            unsafe fn tanh_deriv(self) -> Self {
+                $t(unsafe { $fnmadd(self.0, self.0, $set1(1.0)) })
+            }
+            #[inline(always)]
+            unsafe fn relu_deriv(self) -> Self {
+                $t(unsafe { $and($cmp::<_CMP_GT_OQ>(self.0, $setzero()), $set1(1.0)) })
+            }
+        }
+    };
+}
+
+impl_simd!(
+    F32x8,
+    f32,
+    8,
+    mask32,
+    tanh_avx2_ps,
+    _mm256_setzero_ps,
+    _mm256_set1_ps,
+    _mm256_loadu_ps,
+    _mm256_maskload_ps,
+    _mm256_storeu_ps,
+    _mm256_maskstore_ps,
+    _mm256_fmadd_ps,
+    _mm256_fnmadd_ps,
+    _mm256_add_ps,
+    _mm256_mul_ps,
+    _mm256_max_ps,
+    _mm256_cmp_ps,
+    _mm256_and_ps
+);
+impl_simd!(
+    F64x4,
+    f64,
+    4,
+    mask64,
+    tanh_avx2_pd,
+    _mm256_setzero_pd,
+    _mm256_set1_pd,
+    _mm256_loadu_pd,
+    _mm256_maskload_pd,
+    _mm256_storeu_pd,
+    _mm256_maskstore_pd,
+    _mm256_fmadd_pd,
+    _mm256_fnmadd_pd,
+    _mm256_add_pd,
+    _mm256_mul_pd,
+    _mm256_max_pd,
+    _mm256_cmp_pd,
+    _mm256_and_pd
+);

@@ -1,0 +1,152 @@
+//! AVX-512F path: `MR = 8` rows x `NV = 3` zmm (48 `f32` / 24 `f64` columns) per register
+//! tile (24 accumulators, 3 B loads and 8 embedded broadcasts per `k`), masked loads and
+//! stores for column remainders, tanh from `vecmath`'s register form.
+
+use std::arch::x86_64::*;
+use std::ops::Range;
+
+use super::{Epilogue, Operands, Simd, gemm_body};
+use crate::float::Float;
+use crate::vecmath::avx512::{tanh_avx512_pd, tanh_avx512_ps};
+
+/// Vectors per panel.
+pub const NV: usize = 3;
+/// Rows per register tile.
+const MR: usize = 8;
+
+/// The packed GEMM on the AVX-512 path.
+///
+/// # Safety
+///
+/// The CPU must support avx512f, avx2 and fma (the caller proves it with
+/// `Isa::Avx512.is_supported()`), plus the memory contract of [`super::KernelFn`].
+#[target_feature(enable = "avx512f,avx2,fma")]
+pub unsafe fn gemm<F: Float, E: Epilogue<F>>(ops: &Operands<F>, epi: &E, panels: Range<usize>) {
+    // SAFETY: the features are enabled here and the memory contract is the caller's.
+    unsafe { gemm_body::<F::V512, E, MR, NV>(ops, epi, panels) }
+}
+
+/// 16 `f32` lanes.
+#[derive(Clone, Copy, Debug)]
+pub struct F32x16(__m512);
+
+/// 8 `f64` lanes.
+#[derive(Clone, Copy, Debug)]
+pub struct F64x8(__m512d);
+
+macro_rules! impl_simd {
+    ($t:ident, $e:ty, $lanes:expr, $reg:ty, $mask:ty, $sfx:ident, $tanh:ident,
+     $setzero:ident, $set1:ident, $loadu:ident, $maskz_loadu:ident, $storeu:ident,
+     $mask_storeu:ident, $fmadd:ident, $fnmadd:ident, $add:ident, $mul:ident, $max:ident,
+     $cmp_mask:ident, $maskz_mov:ident) => {
+        impl Simd for $t {
+            type Elem = $e;
+            const LANES: usize = $lanes;
+            // SAFETY (every method): avx512f is the trait's contract; pointers are valid for
+            // the lanes accessed (trait contract); masked-off lanes are never accessed.
+            #[inline(always)]
+            unsafe fn zero() -> Self {
+                $t(unsafe { $setzero() })
+            }
+            #[inline(always)]
+            unsafe fn splat(x: $e) -> Self {
+                $t(unsafe { $set1(x) })
+            }
+            #[inline(always)]
+            unsafe fn load(p: *const $e) -> Self {
+                $t(unsafe { $loadu(p) })
+            }
+            #[inline(always)]
+            unsafe fn load_part(p: *const $e, n: usize) -> Self {
+                let m = ((1u32 << n) - 1) as $mask;
+                $t(unsafe { $maskz_loadu(m, p) })
+            }
+            #[inline(always)]
+            unsafe fn store(self, p: *mut $e) {
+                unsafe { $storeu(p, self.0) }
+            }
+            #[inline(always)]
+            unsafe fn store_part(self, p: *mut $e, n: usize) {
+                let m = ((1u32 << n) - 1) as $mask;
+                unsafe { $mask_storeu(p, m, self.0) }
+            }
+            #[inline(always)]
+            unsafe fn fma(self, b: Self, c: Self) -> Self {
+                $t(unsafe { $fmadd(self.0, b.0, c.0) })
+            }
+            #[inline(always)]
+            unsafe fn add(self, b: Self) -> Self {
+                $t(unsafe { $add(self.0, b.0) })
+            }
+            #[inline(always)]
+            unsafe fn mul(self, b: Self) -> Self {
+                $t(unsafe { $mul(self.0, b.0) })
+            }
+            #[inline(always)]
+            unsafe fn tanh(self) -> Self {
+                $t(unsafe { $tanh(self.0) })
+            }
+            #[inline(always)]
+            unsafe fn relu(self) -> Self {
+                // max(0, x) returns its second operand when either is NaN: NaN propagates.
+                $t(unsafe { $max($setzero(), self.0) })
+            }
+            #[inline(always)]
+            unsafe fn tanh_deriv(self) -> Self {
+                $t(unsafe { $fnmadd(self.0, self.0, $set1(1.0)) })
+            }
+            #[inline(always)]
+            unsafe fn relu_deriv(self) -> Self {
+                $t(unsafe {
+                    let gt = $cmp_mask::<_CMP_GT_OQ>(self.0, $setzero());
+                    $maskz_mov(gt, $set1(1.0))
+                })
+            }
+        }
+    };
+}
+
+impl_simd!(
+    F32x16,
+    f32,
+    16,
+    __m512,
+    __mmask16,
+    ps,
+    tanh_avx512_ps,
+    _mm512_setzero_ps,
+    _mm512_set1_ps,
+    _mm512_loadu_ps,
+    _mm512_maskz_loadu_ps,
+    _mm512_storeu_ps,
+    _mm512_mask_storeu_ps,
+    _mm512_fmadd_ps,
+    _mm512_fnmadd_ps,
+    _mm512_add_ps,
+    _mm512_mul_ps,
+    _mm512_max_ps,
+    _mm512_cmp_ps_mask,
+    _mm512_maskz_mov_ps
+);
+impl_simd!(
+    F64x8,
+    f64,
+    8,
+    __m512d,
+    __mmask8,
+    pd,
+    tanh_avx512_pd,
+    _mm512_setzero_pd,
+    _mm512_set1_pd,
+    _mm512_loadu_pd,
+    _mm512_maskz_loadu_pd,
+    _mm512_storeu_pd,
+    _mm512_mask_storeu_pd,
+    _mm512_fmadd_pd,
+    _mm512_fnmadd_pd,
+    _mm512_add_pd,
+    _mm512_mul_pd,
+    _mm512_max_pd,
+    _mm512_cmp_pd_mask,
+    _mm512_maskz_mov_pd
+);

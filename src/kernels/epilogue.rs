@@ -1,0 +1,249 @@
+//! The epilogues the microkernel fuses: what happens to each finished vector of a product.
+//!
+//! Each holds raw addresses of tensors the caller validated once for the whole call (the time
+//! loop moves them per step without checks); rows are `[B, H]` states with leading dimension
+//! `ld`, so the kernel's row `r` is sequence `r` of the batch.
+
+use super::{Epilogue, Simd};
+use crate::float::Float;
+
+/// How a row is treated in one step: per sequence, from its length.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum RowMode {
+    /// The sequence runs through this step and beyond.
+    Active,
+    /// This is the sequence's last step.
+    Ending,
+    /// The sequence has ended: the row's result is exactly zero.
+    Inactive,
+}
+
+#[inline(always)]
+fn mode_of(lengths: Option<&[usize]>, t: usize, r: usize) -> RowMode {
+    match lengths {
+        None => RowMode::Active,
+        Some(l) => {
+            let n = l[r];
+            if t >= n {
+                RowMode::Inactive
+            } else if t + 1 == n {
+                RowMode::Ending
+            } else {
+                RowMode::Active
+            }
+        }
+    }
+}
+
+/// `C = acc` or `C += acc` (`C[m, n]`, leading dimension `ldc`).
+#[derive(Debug)]
+pub struct Store<F> {
+    c: *mut F,
+    ldc: usize,
+    accumulate: bool,
+}
+
+impl<F> Store<F> {
+    /// Stores into `c` (row `r`, column `j` at `c + r * ldc + j`).
+    pub fn new(c: *mut F, ldc: usize, accumulate: bool) -> Self {
+        Store { c, ldc, accumulate }
+    }
+}
+
+// SAFETY: the epilogue only writes through `c` at the rows and columns the kernel hands it;
+// concurrent kernels get disjoint column ranges (the `KernelFn` contract), so sharing the
+// address between threads creates no data race.
+unsafe impl<F: Send> Sync for Store<F> {}
+
+impl<F: Float> Epilogue<F> for Store<F> {
+    #[inline(always)]
+    fn row_mode(&self, _r: usize) -> RowMode {
+        RowMode::Active
+    }
+
+    #[inline(always)]
+    unsafe fn apply<V: Simd<Elem = F>>(
+        &self,
+        _mode: RowMode,
+        r: usize,
+        col: usize,
+        acc: V,
+        lanes: usize,
+    ) {
+        // SAFETY: (r, col..col + lanes) is inside C (trait contract), so is the address.
+        unsafe {
+            let p = self.c.add(r * self.ldc + col);
+            if lanes == V::LANES {
+                let v = if self.accumulate {
+                    V::load(p).add(acc)
+                } else {
+                    acc
+                };
+                v.store(p);
+            } else {
+                let v = if self.accumulate {
+                    V::load_part(p, lanes).add(acc)
+                } else {
+                    acc
+                };
+                v.store_part(p, lanes);
+            }
+        }
+    }
+}
+
+/// The forward step in place: `c = act(c + acc)` (`c` holds the projection `P_t` on entry),
+/// zero for sequences that have ended; at a sequence's last step the row is also copied to
+/// `h_n` when given. `TANH` selects tanh, else relu.
+#[derive(Debug)]
+pub struct FwdStep<'a, F, const TANH: bool> {
+    /// The step's `[B, H]` rows.
+    pub c: *mut F,
+    /// `H`.
+    pub ld: usize,
+    /// Per-sequence lengths (`None`: all run every step).
+    pub lengths: Option<&'a [usize]>,
+    /// The step index.
+    pub t: usize,
+    /// `[B, H]` final states, written at each sequence's last step (`lengths` given).
+    pub h_n: Option<*mut F>,
+}
+
+// SAFETY: writes go only to the rows and columns the kernel hands over, disjoint between
+// concurrent calls (the `KernelFn` contract); everything else is read-only.
+unsafe impl<F: Send, const TANH: bool> Sync for FwdStep<'_, F, TANH> {}
+
+impl<F: Float, const TANH: bool> Epilogue<F> for FwdStep<'_, F, TANH> {
+    #[inline(always)]
+    fn row_mode(&self, r: usize) -> RowMode {
+        mode_of(self.lengths, self.t, r)
+    }
+
+    #[inline(always)]
+    unsafe fn apply<V: Simd<Elem = F>>(
+        &self,
+        mode: RowMode,
+        r: usize,
+        col: usize,
+        acc: V,
+        lanes: usize,
+    ) {
+        let at = r * self.ld + col;
+        // SAFETY: (r, col..col + lanes) is inside the step's rows and inside `h_n` (same
+        // `[B, H]` shape) by the trait contract; V's features likewise.
+        unsafe {
+            let p = self.c.add(at);
+            let full = lanes == V::LANES;
+            let v = if mode == RowMode::Inactive {
+                V::zero()
+            } else {
+                let x = if full {
+                    V::load(p)
+                } else {
+                    V::load_part(p, lanes)
+                }
+                .add(acc);
+                if TANH { x.tanh() } else { x.relu() }
+            };
+            if full {
+                v.store(p)
+            } else {
+                v.store_part(p, lanes)
+            }
+            if mode == RowMode::Ending
+                && let Some(h_n) = self.h_n
+            {
+                let q = h_n.add(at);
+                if full {
+                    v.store(q)
+                } else {
+                    v.store_part(q, lanes)
+                }
+            }
+        }
+    }
+}
+
+/// The BPTT step: `d = (g + acc) * act'(h)` where `acc` is the carry `dA_(t+1) W_hh`, `h`
+/// the stored output of step `t` and `g` the upstream gradient `grad_output[t]` (if any). At
+/// a sequence's last step the carry is replaced by `grad_h_n` (if any); after it, `d = 0`.
+#[derive(Debug)]
+pub struct BwdStep<'a, F, const TANH: bool> {
+    /// `dA_t`, `[B, H]`, written.
+    pub d: *mut F,
+    /// `h_t`, `[B, H]`.
+    pub h: *const F,
+    /// `grad_output[t]`, `[B, H]`.
+    pub g: Option<*const F>,
+    /// `grad_h_n`, `[B, H]`.
+    pub g_h_n: Option<*const F>,
+    /// `H`.
+    pub ld: usize,
+    /// Per-sequence lengths (`None`: all end at the last step).
+    pub lengths: Option<&'a [usize]>,
+    /// The step index.
+    pub t: usize,
+    /// `T`.
+    pub steps: usize,
+}
+
+// SAFETY: writes go only through `d` at the rows and columns the kernel hands over, disjoint
+// between concurrent calls (the `KernelFn` contract); everything else is read-only.
+unsafe impl<F: Send + Sync, const TANH: bool> Sync for BwdStep<'_, F, TANH> {}
+
+impl<F: Float, const TANH: bool> Epilogue<F> for BwdStep<'_, F, TANH> {
+    #[inline(always)]
+    fn row_mode(&self, r: usize) -> RowMode {
+        match self.lengths {
+            None if self.t + 1 == self.steps => RowMode::Ending,
+            _ => mode_of(self.lengths, self.t, r),
+        }
+    }
+
+    #[inline(always)]
+    unsafe fn apply<V: Simd<Elem = F>>(
+        &self,
+        mode: RowMode,
+        r: usize,
+        col: usize,
+        acc: V,
+        lanes: usize,
+    ) {
+        let at = r * self.ld + col;
+        let full = lanes == V::LANES;
+        // SAFETY: (r, col..col + lanes) is inside every `[B, H]` tensor here (trait
+        // contract); V's features likewise.
+        unsafe {
+            let ld = |p: *const F| {
+                if full {
+                    V::load(p)
+                } else {
+                    V::load_part(p, lanes)
+                }
+            };
+            let v = if mode == RowMode::Inactive {
+                V::zero()
+            } else {
+                let carry = match (mode, self.g_h_n) {
+                    (RowMode::Ending, Some(q)) => Some(ld(q.add(at))),
+                    (RowMode::Ending, None) => None,
+                    _ => Some(acc),
+                };
+                let up = match (self.g, carry) {
+                    (Some(g), Some(c)) => ld(g.add(at)).add(c),
+                    (Some(g), None) => ld(g.add(at)),
+                    (None, Some(c)) => c,
+                    (None, None) => V::zero(),
+                };
+                let h = ld(self.h.add(at));
+                up.mul(if TANH { h.tanh_deriv() } else { h.relu_deriv() })
+            };
+            let p = self.d.add(at);
+            if full {
+                v.store(p)
+            } else {
+                v.store_part(p, lanes)
+            }
+        }
+    }
+}

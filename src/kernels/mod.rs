@@ -1,0 +1,457 @@
+//! Packed-B GEMM microkernels with fused RNN epilogues.
+//!
+//! Method. `C[m, n] = epilogue(A[m, K] x B[K, n])` with `A` row-major (leading dimension
+//! `lda`) and `B` packed ONCE (at plan time) by [`PackedB`] into column panels of width
+//! `NR = NV * LANES`: panel `p` holds `B[0..K, p*NR..(p+1)*NR]` as `K` contiguous rows of `NR`,
+//! zero-padded past `n`, 64-byte aligned. For each panel and each block of up to `MR` rows of
+//! `A`, the microkernel keeps an `MR x NV` tile of accumulator registers, broadcasts one `A`
+//! element per row and loads `NV` vectors of `B` per `k`. Small row counts (the `B = 1`
+//! matrix-vector step) split `K` into `KS` interleaved partial sums (`KS = 4` for one row,
+//! 2 for two), so at least 8 FMA chains are independent and the loop is not bound by the
+//! FMA latency. The tile is then handed, one vector at a time, to an [`Epilogue`], which
+//! fuses what the RNN does with the product: the forward step `c = act(c + acc)`, the BPTT
+//! step `d = (g + acc) * act'(h)`, or a plain store / accumulate. Column remainders use
+//! partial (masked) loads and stores, so nothing outside `C`'s `n` columns is touched.
+//!
+//! The body is written once, generic over a register type ([`Simd`]), and instantiated per
+//! instruction-set path inside one `#[target_feature]` function (`avx512.rs`, `avx2.rs`,
+//! `portable.rs`); [`select`] picks that function once per public call, never per step.
+//! Every column's arithmetic depends only on `m`, `K` and its own column, never on which panel
+//! range a caller asks for, so splitting panels across threads gives bitwise-identical results.
+
+#[cfg(target_arch = "x86_64")]
+mod avx2;
+#[cfg(target_arch = "x86_64")]
+mod avx512;
+mod epilogue;
+mod portable;
+mod threads;
+
+use std::ops::Range;
+
+use crate::float::Float;
+use crate::isa::Isa;
+
+pub use epilogue::{BwdStep, FwdStep, RowMode, Store};
+pub use threads::StepLoop;
+
+/// A SIMD register of `LANES` elements of one instruction-set path.
+///
+/// # Safety (of every method)
+///
+/// The CPU must support the features of the type's path (avx512f for the AVX-512 types, avx2
+/// and fma for the AVX2 types, nothing for the portable ones); pointer arguments must be valid
+/// for `LANES` elements (or `n` for the `_part` forms, `n < LANES`).
+pub trait Simd: Copy {
+    /// `f32` or `f64`.
+    type Elem: Float;
+    /// Elements per register.
+    const LANES: usize;
+    /// All lanes zero.
+    unsafe fn zero() -> Self;
+    /// All lanes `x`.
+    unsafe fn splat(x: Self::Elem) -> Self;
+    /// Unaligned load of `LANES` elements.
+    unsafe fn load(p: *const Self::Elem) -> Self;
+    /// Loads the first `n < LANES` elements; the other lanes are zero and are not read.
+    unsafe fn load_part(p: *const Self::Elem, n: usize) -> Self;
+    /// Unaligned store of `LANES` elements.
+    unsafe fn store(self, p: *mut Self::Elem);
+    /// Stores the first `n < LANES` lanes; nothing else is written.
+    unsafe fn store_part(self, p: *mut Self::Elem, n: usize);
+    /// `self * b + c` (fused where the path has FMA).
+    unsafe fn fma(self, b: Self, c: Self) -> Self;
+    /// Lane-wise sum.
+    unsafe fn add(self, b: Self) -> Self;
+    /// Lane-wise product.
+    unsafe fn mul(self, b: Self) -> Self;
+    /// `tanh` of every lane (the crate's vecmath form for the path).
+    unsafe fn tanh(self) -> Self;
+    /// `max(0, x)` with NaN propagating (as [`crate::Activation::apply`]).
+    unsafe fn relu(self) -> Self;
+    /// `1 - h*h` for `h = tanh(a)`.
+    unsafe fn tanh_deriv(self) -> Self;
+    /// `1` where `h > 0`, else `0`.
+    unsafe fn relu_deriv(self) -> Self;
+}
+
+/// The register types of each path for one element type; implemented for `f32` and `f64`
+/// (a supertrait of [`Float`], so every `F: Float` has them).
+pub trait KernelFloat: Sized {
+    /// AVX-512 register of this element type.
+    #[cfg(target_arch = "x86_64")]
+    type V512: Simd<Elem = Self>;
+    /// AVX2 register of this element type.
+    #[cfg(target_arch = "x86_64")]
+    type V256: Simd<Elem = Self>;
+    /// Portable register of this element type.
+    type VPort: Simd<Elem = Self>;
+}
+
+impl KernelFloat for f32 {
+    #[cfg(target_arch = "x86_64")]
+    type V512 = avx512::F32x16;
+    #[cfg(target_arch = "x86_64")]
+    type V256 = avx2::F32x8;
+    type VPort = portable::Port<f32>;
+}
+
+impl KernelFloat for f64 {
+    #[cfg(target_arch = "x86_64")]
+    type V512 = avx512::F64x8;
+    #[cfg(target_arch = "x86_64")]
+    type V256 = avx2::F64x4;
+    type VPort = portable::Port<f64>;
+}
+
+/// What the microkernel does with each finished vector of the product.
+///
+/// # Safety (of `apply`)
+///
+/// The caller guarantees row `r` < the `m` the epilogue was built for and columns
+/// `col..col + lanes` < its `n`, `lanes <= V::LANES`, and the CPU features of `V`.
+pub trait Epilogue<F>: Sync {
+    /// How row `r` is treated this call (per-row work hoisted out of the column loop).
+    fn row_mode(&self, r: usize) -> RowMode;
+    /// Consumes `acc` = the product's row `r`, columns `col..col + lanes`.
+    unsafe fn apply<V: Simd<Elem = F>>(
+        &self,
+        mode: RowMode,
+        r: usize,
+        col: usize,
+        acc: V,
+        lanes: usize,
+    );
+}
+
+/// `B [K, n]` packed into zero-padded column panels of `nr` for one path and element type.
+#[derive(Clone, Debug)]
+pub struct PackedB<F> {
+    buf: Vec<F>,
+    /// Start of the aligned data inside `buf`.
+    off: usize,
+    k: usize,
+    n: usize,
+    nr: usize,
+}
+
+impl<F: Float> PackedB<F> {
+    /// Packs `B[k][j] = get(k, j)` for the panel width of `isa`.
+    pub fn new(isa: Isa, k: usize, n: usize, get: impl Fn(usize, usize) -> F) -> Self {
+        let nr = panel_width::<F>(isa);
+        let panels = n.div_ceil(nr);
+        let align = 64 / size_of::<F>();
+        let mut buf = vec![F::ZERO; panels * k * nr + align];
+        let off = buf.as_ptr().align_offset(64).min(align);
+        for p in 0..panels {
+            for kk in 0..k {
+                let row = off + (p * k + kk) * nr;
+                for j in 0..nr.min(n - p * nr) {
+                    buf[row + j] = get(kk, p * nr + j);
+                }
+            }
+        }
+        PackedB { buf, off, k, n, nr }
+    }
+
+    /// Rows of `B` (the product's `K`).
+    #[allow(dead_code)] // accessor kept with the others for the hoisted GEMMs
+    pub fn k(&self) -> usize {
+        self.k
+    }
+
+    /// Columns of `B`.
+    #[allow(dead_code)]
+    pub fn n(&self) -> usize {
+        self.n
+    }
+
+    /// Panel width.
+    pub fn nr(&self) -> usize {
+        self.nr
+    }
+
+    /// Number of panels.
+    pub fn panels(&self) -> usize {
+        self.n.div_ceil(self.nr)
+    }
+
+    fn data(&self) -> &[F] {
+        &self.buf[self.off..]
+    }
+}
+
+/// The panel width (`NV * LANES`) of each path.
+pub fn panel_width<F: Float>(isa: Isa) -> usize {
+    match isa {
+        #[cfg(target_arch = "x86_64")]
+        Isa::Avx512 => avx512::NV * <F::V512 as Simd>::LANES,
+        #[cfg(target_arch = "x86_64")]
+        Isa::Avx2Fma => avx2::NV * <F::V256 as Simd>::LANES,
+        _ => portable::NV * <F::VPort as Simd>::LANES,
+    }
+}
+
+/// The unchecked operands of one packed GEMM: `A` (`m` rows of `K = bp.k()`, leading
+/// dimension `lda`) times the packed `B`.
+#[derive(Clone, Copy, Debug)]
+pub struct Operands<F> {
+    /// `A[0][0]`.
+    pub a: *const F,
+    /// Leading dimension of `A`.
+    pub lda: usize,
+    /// Rows of `A` and `C`.
+    pub m: usize,
+    /// Contraction length (`bp.k()`, or 0 for an epilogue-only call).
+    pub k: usize,
+    /// The first panel.
+    pub bp: *const F,
+    /// Columns of `C` (`bp.n()`).
+    pub n: usize,
+    /// Panel width (`bp.nr()`).
+    pub nr: usize,
+}
+
+impl<F: Float> Operands<F> {
+    /// The operands for `A` in `a` (row-major, `lda`) times `bp`; `k_used = 0` makes an
+    /// epilogue-only call (the product is taken as zero, `a` is not read).
+    ///
+    /// Panics if `a` is too short for `m` rows (checked once here, not per step).
+    pub fn new(a: &[F], lda: usize, m: usize, bp: &PackedB<F>, k_used: usize) -> Self {
+        assert!(k_used == 0 || k_used == bp.k, "kernel bug: K mismatch");
+        assert!(
+            m == 0 || k_used == 0 || (lda >= k_used && (m - 1) * lda + k_used <= a.len()),
+            "kernel bug: A too short"
+        );
+        Operands {
+            a: a.as_ptr(),
+            lda,
+            m,
+            k: k_used,
+            bp: bp.data().as_ptr(),
+            n: bp.n,
+            nr: bp.nr,
+        }
+    }
+
+    /// The same operands with `A` at another address (the time loop moves `A` along the
+    /// sequence).
+    #[inline(always)]
+    pub fn with_a(self, a: *const F) -> Self {
+        Operands { a, ..self }
+    }
+}
+
+// SAFETY: `Operands` is a bundle of addresses of data the caller keeps alive and reads only
+// (A, packed B) for the duration of the calls; sharing those addresses between threads is
+// sound exactly when sharing `&[F]` is, and F is Sync.
+unsafe impl<F: Sync> Sync for Operands<F> {}
+// SAFETY: as for `Sync`: read-only addresses of `F: Send + Sync` data.
+unsafe impl<F: Send + Sync> Send for Operands<F> {}
+
+/// A packed-GEMM function of one path: runs panels `panels` of the product through `E`.
+///
+/// # Safety
+///
+/// The CPU must support the path the function was selected for (by [`select`], which checks
+/// nothing: the caller's `isa` must be supported); `ops` must describe readable memory (`m`
+/// rows of `k` elements at `lda` from `a`; `bp` valid for `n.div_ceil(nr) * k * nr`
+/// elements, `nr` = the path's panel width); `epi` must accept every row `< m` and column
+/// `< n`; `panels` must lie in `0..n.div_ceil(nr)`. Concurrent calls must use disjoint
+/// panel ranges when `epi` writes.
+pub type KernelFn<F, E> = unsafe fn(&Operands<F>, &E, Range<usize>);
+
+/// Selects the packed GEMM of `isa` for epilogue `E`: done once per public call.
+///
+/// `isa` must be supported by the CPU (the plan checks this when it is built) for the returned
+/// function to be callable; see [`KernelFn`].
+pub fn select<F: Float, E: Epilogue<F>>(isa: Isa) -> KernelFn<F, E> {
+    match isa {
+        #[cfg(target_arch = "x86_64")]
+        Isa::Avx512 => avx512::gemm::<F, E>,
+        #[cfg(target_arch = "x86_64")]
+        Isa::Avx2Fma => avx2::gemm::<F, E>,
+        _ => portable::gemm::<F, E>,
+    }
+}
+
+/// The generic body of every path: panels `panels`, all rows, row blocks of up to `MR`.
+///
+/// # Safety
+///
+/// As [`KernelFn`], with `V`'s features available and `ops.nr == NV * V::LANES`.
+#[inline(always)]
+pub(crate) unsafe fn gemm_body<V, E, const MR: usize, const NV: usize>(
+    ops: &Operands<V::Elem>,
+    epi: &E,
+    panels: Range<usize>,
+) where
+    V: Simd,
+    E: Epilogue<V::Elem>,
+{
+    debug_assert_eq!(ops.nr, NV * V::LANES);
+    let nr = NV * V::LANES;
+    for p in panels {
+        let c0 = p * nr;
+        let ncols = nr.min(ops.n - c0);
+        // SAFETY: panel `p` starts `p * k * nr` elements into the packed buffer, inside it
+        // because `p < n.div_ceil(nr)` (caller's contract).
+        let bpanel = unsafe { ops.bp.add(p * ops.k * nr) };
+        let mut r0 = 0;
+        while r0 < ops.m {
+            let rows = MR.min(ops.m - r0);
+            // SAFETY: rows `r0..r0 + rows` are < m, so `a + r0 * lda` is inside A (or A is
+            // not read when k = 0); the rest is the caller's contract, passed through.
+            unsafe {
+                let a = ops.a.wrapping_add(r0 * ops.lda);
+                let t = (a, ops.lda, ops.k, bpanel, epi, r0, c0, ncols);
+                match rows {
+                    1 => tile::<V, E, 1, NV, 4>(t),
+                    2 => tile::<V, E, 2, NV, 2>(t),
+                    3 => tile::<V, E, 3, NV, 1>(t),
+                    4 => tile::<V, E, 4, NV, 1>(t),
+                    5 => tile::<V, E, 5, NV, 1>(t),
+                    6 => tile::<V, E, 6, NV, 1>(t),
+                    7 => tile::<V, E, 7, NV, 1>(t),
+                    _ => tile::<V, E, 8, NV, 1>(t),
+                }
+            }
+            r0 += rows;
+        }
+    }
+}
+
+type TileArgs<'a, F, E> = (*const F, usize, usize, *const F, &'a E, usize, usize, usize);
+
+/// One `R x NV` register tile over all of `K`, in `KS` interleaved partial sums, then the
+/// epilogue.
+///
+/// # Safety
+///
+/// `a` valid for `R` rows of `k` at `lda` (unless `k = 0`), `bpanel` for `k * NV * LANES`,
+/// rows `r0..r0 + R` and columns `c0..c0 + ncols` accepted by `epi`, `V`'s features present.
+#[inline(always)]
+#[allow(clippy::needless_range_loop)] // acc[s][i][j] indexed in lockstep across s
+unsafe fn tile<V, E, const R: usize, const NV: usize, const KS: usize>(
+    (a, lda, k, bpanel, epi, r0, c0, ncols): TileArgs<'_, V::Elem, E>,
+) where
+    V: Simd,
+    E: Epilogue<V::Elem>,
+{
+    let nr = NV * V::LANES;
+    // SAFETY: V's features are the caller's contract; all loads below are inside A's rows
+    // `0..R` and columns `0..k` and inside the panel's `k * nr` elements.
+    unsafe {
+        let mut acc = [[[V::zero(); NV]; R]; KS];
+        let kmain = k - k % KS;
+        let mut kk = 0;
+        while kk < kmain {
+            for (s, acc_s) in acc.iter_mut().enumerate() {
+                let kx = kk + s;
+                let brow = bpanel.add(kx * nr);
+                let b: [V; NV] = std::array::from_fn(|j| V::load(brow.add(j * V::LANES)));
+                for (i, acc_i) in acc_s.iter_mut().enumerate() {
+                    let ai = V::splat(*a.add(i * lda + kx));
+                    for j in 0..NV {
+                        acc_i[j] = ai.fma(b[j], acc_i[j]);
+                    }
+                }
+            }
+            kk += KS;
+        }
+        while kk < k {
+            let brow = bpanel.add(kk * nr);
+            let b: [V; NV] = std::array::from_fn(|j| V::load(brow.add(j * V::LANES)));
+            for (i, acc_i) in acc[0].iter_mut().enumerate() {
+                let ai = V::splat(*a.add(i * lda + kk));
+                for j in 0..NV {
+                    acc_i[j] = ai.fma(b[j], acc_i[j]);
+                }
+            }
+            kk += 1;
+        }
+        // Pairwise reduction of the partial sums: (0 + 1) + (2 + 3).
+        if KS == 4 {
+            for i in 0..R {
+                for j in 0..NV {
+                    let lo = acc[0][i][j].add(acc[1][i][j]);
+                    let hi = acc[2][i][j].add(acc[3][i][j]);
+                    acc[0][i][j] = lo.add(hi);
+                }
+            }
+        } else if KS == 2 {
+            for i in 0..R {
+                for j in 0..NV {
+                    acc[0][i][j] = acc[0][i][j].add(acc[1][i][j]);
+                }
+            }
+        }
+        for (i, acc_i) in acc[0].iter().enumerate() {
+            let r = r0 + i;
+            let mode = epi.row_mode(r);
+            for (j, &v) in acc_i.iter().enumerate() {
+                let off = j * V::LANES;
+                if off + V::LANES <= ncols {
+                    epi.apply(mode, r, c0 + off, v, V::LANES);
+                } else if off < ncols {
+                    epi.apply(mode, r, c0 + off, v, ncols - off);
+                }
+            }
+        }
+    }
+}
+
+/// `C = A B` (or `C += A B`) with bounds checked once: the safe entry point for the hoisted,
+/// non-recurrent products (and for tests). `c` is `[m, n]` with leading dimension `ldc`.
+#[allow(clippy::too_many_arguments)]
+#[cfg_attr(not(test), allow(dead_code))]
+pub fn gemm_packed<F: Float>(
+    isa: Isa,
+    a: &[F],
+    lda: usize,
+    m: usize,
+    bp: &PackedB<F>,
+    c: &mut [F],
+    ldc: usize,
+    accumulate: bool,
+) {
+    assert!(isa.is_supported(), "kernel bug: unsupported isa");
+    assert_eq!(
+        bp.nr,
+        panel_width::<F>(isa),
+        "kernel bug: B packed for another path"
+    );
+    assert!(
+        m == 0 || (ldc >= bp.n && (m - 1) * ldc + bp.n <= c.len()),
+        "kernel bug: C too short"
+    );
+    let ops = Operands::new(a, lda, m, bp, bp.k);
+    let epi = Store::new(c.as_mut_ptr(), ldc, accumulate);
+    let f = select::<F, Store<F>>(isa);
+    // SAFETY: `isa` is supported (asserted); A's and C's extents were asserted above and in
+    // `Operands::new`; `bp` was packed with this path's panel width (asserted), so it holds
+    // every panel of `0..panels()`.
+    unsafe { f(&ops, &epi, 0..bp.panels()) }
+}
+
+/// A raw address shared with the threads of a time loop, which write disjoint parts of it
+/// (their own panels' columns) between barriers.
+#[derive(Clone, Copy, Debug)]
+pub struct SharedMut<F>(pub *mut F);
+
+impl<F> SharedMut<F> {
+    /// The address (a method, so closures capture the `Sync` wrapper, not the pointer).
+    #[inline(always)]
+    pub fn get(self) -> *mut F {
+        self.0
+    }
+}
+
+// SAFETY: the wrapper only moves an address between threads; every access through it is an
+// `unsafe` kernel call whose contract requires disjoint columns per thread between barriers.
+unsafe impl<F: Send> Send for SharedMut<F> {}
+// SAFETY: as for `Send`.
+unsafe impl<F: Send> Sync for SharedMut<F> {}
+
+#[cfg(test)]
+mod tests;

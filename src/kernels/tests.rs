@@ -1,0 +1,118 @@
+//! Every kernel path this CPU runs against naive loops, at sizes below, at and above each tile
+//! width, with `m = 1`, odd `m` and `K = 1`; nothing outside `C` is written.
+
+use super::*;
+use crate::rnn::Activation;
+
+fn lcg(seed: &mut u64) -> f64 {
+    *seed = seed
+        .wrapping_mul(6364136223846793005)
+        .wrapping_add(1442695040888963407);
+    ((*seed >> 11) as f64 / (1u64 << 53) as f64) * 2.0 - 1.0
+}
+
+fn check_store<F: Float>(isa: Isa, m: usize, k: usize, n: usize, accumulate: bool) {
+    let mut seed = (m * 1000 + k * 10 + n) as u64;
+    let (lda, ldc) = (k + 3, n + 5);
+    let a: Vec<F> = (0..m * lda).map(|_| F::from_f64(lcg(&mut seed))).collect();
+    let b: Vec<F> = (0..k * n).map(|_| F::from_f64(lcg(&mut seed))).collect();
+    let c0: Vec<F> = (0..m * ldc).map(|_| F::from_f64(lcg(&mut seed))).collect();
+    let bp = PackedB::new(isa, k, n, |kk, j| b[kk * n + j]);
+    let mut c = c0.clone();
+    gemm_packed(isa, &a, lda, m, &bp, &mut c, ldc, accumulate);
+    for i in 0..m {
+        for j in 0..ldc {
+            let got = c[i * ldc + j].to_f64();
+            if j >= n {
+                assert_eq!(got, c0[i * ldc + j].to_f64(), "wrote outside C");
+                continue;
+            }
+            let mut want = if accumulate {
+                c0[i * ldc + j].to_f64()
+            } else {
+                0.0
+            };
+            let mut mag = want.abs();
+            for kk in 0..k {
+                let t = a[i * lda + kk].to_f64() * b[kk * n + j].to_f64();
+                want += t;
+                mag += t.abs();
+            }
+            let tol = 2.0 * (k + 2) as f64 * F::EPSILON.to_f64() * mag.max(1e-30);
+            assert!(
+                (got - want).abs() <= tol,
+                "{isa:?} m={m} k={k} n={n} acc={accumulate}: c[{i}][{j}] = {got} vs {want}"
+            );
+        }
+    }
+}
+
+fn sizes(nr: usize) -> Vec<usize> {
+    vec![1, 2, nr - 1, nr, nr + 1, 2 * nr + 3, 13, 37]
+}
+
+#[test]
+fn packed_gemm_matches_loops_on_every_path() {
+    for isa in Isa::available() {
+        for &m in &[1, 2, 3, 5, 8, 9, 17] {
+            for &k in &[1, 2, 7, 16, 33] {
+                for &n in &sizes(panel_width::<f32>(isa)) {
+                    check_store::<f32>(isa, m, k, n, m % 2 == 0);
+                }
+                for &n in &sizes(panel_width::<f64>(isa)) {
+                    check_store::<f64>(isa, m, k, n, m % 2 == 1);
+                }
+            }
+        }
+    }
+}
+
+#[test]
+fn forward_epilogue_matches_scalar_with_lengths() {
+    let (m, k, n, t) = (5, 19, 53, 2);
+    let lengths = [1, 3, 2, 4, 3]; // rows 0 inactive, 2 ending, others active at t = 2
+    let mut seed = 7;
+    let a: Vec<f32> = (0..m * k).map(|_| lcg(&mut seed) as f32).collect();
+    let b: Vec<f32> = (0..k * n).map(|_| lcg(&mut seed) as f32 * 0.3).collect();
+    let p: Vec<f32> = (0..m * n).map(|_| lcg(&mut seed) as f32).collect();
+    for isa in Isa::available() {
+        let bp = PackedB::new(isa, k, n, |kk, j| b[kk * n + j]);
+        let mut c = p.clone();
+        let mut h_n = vec![9.0f32; m * n];
+        let ops = Operands::new(&a, k, m, &bp, k);
+        let epi = FwdStep::<'_, f32, true> {
+            c: c.as_mut_ptr(),
+            ld: n,
+            lengths: Some(&lengths),
+            t,
+            h_n: Some(h_n.as_mut_ptr()),
+        };
+        let f = select::<f32, FwdStep<'_, f32, true>>(isa);
+        // SAFETY: isa comes from `Isa::available()`; A is m x k, C and h_n are m x n, all
+        // panels of `bp` are in range.
+        unsafe { f(&ops, &epi, 0..bp.panels()) };
+        for i in 0..m {
+            for j in 0..n {
+                let dot: f64 = (0..k)
+                    .map(|kk| a[i * k + kk] as f64 * b[kk * n + j] as f64)
+                    .sum();
+                let want = if t >= lengths[i] {
+                    0.0
+                } else {
+                    Activation::Tanh.apply(p[i * n + j] as f64 + dot)
+                };
+                let got = c[i * n + j] as f64;
+                assert!(
+                    (got - want).abs() < 1e-5,
+                    "{isa:?} [{i}][{j}] {got} vs {want}"
+                );
+                let hn = h_n[i * n + j] as f64;
+                if t + 1 == lengths[i] {
+                    assert_eq!(hn, got);
+                } else {
+                    assert_eq!(hn, 9.0);
+                }
+            }
+        }
+    }
+}
