@@ -460,15 +460,38 @@ fn thread_count_does_not_change_results() {
     fn run_all<F: Float>(p: &Problem, isa: Isa) -> Vec<Vec<F>> {
         let mut runs = Vec::new();
         for threads in [1, 2, 3] {
-            let pool = rayon::ThreadPoolBuilder::new().num_threads(threads).build().unwrap();
+            let pool = rayon::ThreadPoolBuilder::new()
+                .num_threads(threads)
+                .build()
+                .unwrap();
             let o = pool.install(|| run_ours::<F>(p, Activation::Tanh, isa));
             runs.push(
-                [o.output, o.h_n, o.h_n_final, o.d_input, o.d_h0, o.d_w_ih, o.d_w_hh].concat(),
+                [
+                    o.output,
+                    o.h_n,
+                    o.h_n_final,
+                    o.d_input,
+                    o.d_h0,
+                    o.d_w_ih,
+                    o.d_w_hh,
+                ]
+                .concat(),
             );
         }
         runs
     }
-    let p = Problem::random(5, 12, 9, 200, Flags { bias: true, h0: true, lengths: true }, 3);
+    let p = Problem::random(
+        5,
+        12,
+        9,
+        200,
+        Flags {
+            bias: true,
+            h0: true,
+            lengths: true,
+        },
+        3,
+    );
     for isa in Isa::available() {
         let r = run_all::<f32>(&p, isa);
         assert!(r[0] == r[1] && r[0] == r[2], "f32 {isa:?}");

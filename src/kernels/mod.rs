@@ -154,12 +154,6 @@ impl<F: Float> PackedB<F> {
         PackedB { buf, off, k, n, nr }
     }
 
-    /// Rows of `B` (the product's `K`).
-    #[allow(dead_code)] // accessor kept with the others for the hoisted GEMMs
-    pub fn k(&self) -> usize {
-        self.k
-    }
-
     /// Columns of `B`.
     #[allow(dead_code)]
     pub fn n(&self) -> usize {
@@ -402,9 +396,9 @@ unsafe fn tile<V, E, const R: usize, const NV: usize, const KS: usize>(
 }
 
 /// `C = A B` (or `C += A B`) with bounds checked once: the safe entry point for the hoisted,
-/// non-recurrent products (and for tests). `c` is `[m, n]` with leading dimension `ldc`.
+/// non-recurrent products. `c` is `[m, n]` with leading dimension `ldc`. Large products split
+/// their panels across the caller's rayon threads (bitwise identical for any thread count).
 #[allow(clippy::too_many_arguments)]
-#[cfg_attr(not(test), allow(dead_code))]
 pub fn gemm_packed<F: Float>(
     isa: Isa,
     a: &[F],
@@ -428,10 +422,13 @@ pub fn gemm_packed<F: Float>(
     let ops = Operands::new(a, lda, m, bp, bp.k);
     let epi = Store::new(c.as_mut_ptr(), ldc, accumulate);
     let f = select::<F, Store<F>>(isa);
-    // SAFETY: `isa` is supported (asserted); A's and C's extents were asserted above and in
-    // `Operands::new`; `bp` was packed with this path's panel width (asserted), so it holds
-    // every panel of `0..panels()`.
-    unsafe { f(&ops, &epi, 0..bp.panels()) }
+    let panels = bp.panels();
+    StepLoop::new(panels, 2 * m * bp.k * bp.n).run(1, panels, |_, range| {
+        // SAFETY: `isa` is supported (asserted); A's and C's extents were asserted above and
+        // in `Operands::new`; `bp` was packed with this path's panel width (asserted), so it
+        // holds every panel of `0..panels`; each thread gets its own panels (columns).
+        unsafe { f(&ops, &epi, range) }
+    });
 }
 
 /// A raw address shared with the threads of a time loop, which write disjoint parts of it

@@ -116,3 +116,53 @@ fn forward_epilogue_matches_scalar_with_lengths() {
         }
     }
 }
+
+/// Timing probe, not a test: `cargo test --release -- --ignored --nocapture kernel_speed`.
+#[test]
+#[ignore]
+fn kernel_speed() {
+    for (m, k, n) in [
+        (16, 512, 512),
+        (64, 512, 512),
+        (16, 1760, 1760),
+        (800, 512, 512),
+        (1, 256, 256),
+        (1, 32, 32),
+    ] {
+        let a = vec![0.5f32; m * k];
+        let bp = PackedB::new(Isa::Avx512, k, n, |_, _| 0.25f32);
+        let mut c = vec![0f32; m * n];
+        let reps = (2e9 / (2 * m * k * n) as f64).max(10.0) as usize;
+        let mut best = f64::MAX;
+        for _ in 0..5 {
+            let t = std::time::Instant::now();
+            for _ in 0..reps {
+                gemm_packed(Isa::Avx512, &a, k, m, &bp, &mut c, n, false);
+            }
+            best = best.min(t.elapsed().as_secs_f64() / reps as f64);
+        }
+        let mut mm = vec![0f32; m * n];
+        let b = vec![0.25f32; k * n];
+        let mut best_mm = f64::MAX;
+        for _ in 0..5 {
+            let t = std::time::Instant::now();
+            for _ in 0..reps {
+                crate::gemm::gemm(
+                    1.0,
+                    crate::gemm::Mat::new(&a, m, k),
+                    crate::gemm::Mat::new(&b, k, n),
+                    0.0,
+                    crate::gemm::MatMut::new(&mut mm, m, n),
+                );
+            }
+            best_mm = best_mm.min(t.elapsed().as_secs_f64() / reps as f64);
+        }
+        let f = 2.0 * (m * k * n) as f64;
+        println!(
+            "{m}x{k}x{n}: packed {:.1} GF/s ({:.2} us), matrixmultiply {:.1} GF/s",
+            f / best * 1e-9,
+            best * 1e6,
+            f / best_mm * 1e-9
+        );
+    }
+}

@@ -127,12 +127,15 @@ impl<F: Float> Rnn<F> {
         let rows = steps * batch;
         let d_pre = &*d_pre;
         if let Some(d_input) = d_input {
-            gemm(
-                F::ONE,
-                Mat::new(d_pre, rows, hidden),
-                Mat::new(&self.w_ih, hidden, input_size),
-                F::ZERO,
-                MatMut::new(d_input, rows, input_size),
+            kernels::gemm_packed(
+                self.isa,
+                d_pre,
+                hidden,
+                rows,
+                &self.packed_ih,
+                d_input,
+                input_size,
+                false,
             );
             // Exactly zero beyond each length, whatever the weights hold.
             if seq.lengths.is_some() {

@@ -3,7 +3,6 @@
 use super::{Activation, Rnn};
 use crate::error::Result;
 use crate::float::Float;
-use crate::gemm::{Mat, MatMut, gemm};
 use crate::kernels::{self, FwdStep, Operands, SharedMut, StepLoop};
 use crate::sequences::{Sequences, check_len};
 use crate::workspace::Workspace;
@@ -103,21 +102,21 @@ impl<F: Float> Rnn<F> {
     /// hoisted GEMM of the forward pass.
     fn project(&self, src: &[F], rows: usize, dst: &mut [F]) {
         let (input_size, hidden) = (self.dims.input_size, self.dims.hidden_size);
-        let beta = match &self.bias {
-            Some(bias) => {
-                for row in dst.chunks_exact_mut(hidden) {
-                    row.copy_from_slice(bias);
-                }
-                F::ONE
+        if let Some(bias) = &self.bias {
+            for row in dst.chunks_exact_mut(hidden) {
+                row.copy_from_slice(bias);
             }
-            None => F::ZERO,
-        };
-        gemm(
-            F::ONE,
-            Mat::new(src, rows, input_size),
-            Mat::new(&self.w_ih, hidden, input_size).t(),
-            beta,
-            MatMut::new(dst, rows, hidden),
+        }
+        let accumulate = self.bias.is_some();
+        kernels::gemm_packed(
+            self.isa,
+            src,
+            input_size,
+            rows,
+            &self.packed_ih_t,
+            dst,
+            hidden,
+            accumulate,
         );
     }
 

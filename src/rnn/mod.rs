@@ -173,6 +173,10 @@ pub struct Rnn<F> {
     packed_fwd: PackedB<F>,
     /// `W_hh` packed for `isa`: the BPTT step's right operand (`carry = dA_t W_hh`).
     packed_bwd: PackedB<F>,
+    /// `W_ih^T` packed for `isa`: the input projection's right operand.
+    packed_ih_t: PackedB<F>,
+    /// `W_ih` packed for `isa`: the right operand of `d_input = dA W_ih`.
+    packed_ih: PackedB<F>,
 }
 
 impl<F: Float> Rnn<F> {
@@ -186,6 +190,7 @@ impl<F: Float> Rnn<F> {
         };
         let isa = Isa::detect();
         let (packed_fwd, packed_bwd) = pack_recurrent(isa, weights.w_hh, dims.hidden_size);
+        let (packed_ih_t, packed_ih) = pack_input(isa, weights.w_ih, dims);
         Ok(Rnn {
             activation,
             dims,
@@ -197,6 +202,8 @@ impl<F: Float> Rnn<F> {
             isa,
             packed_fwd,
             packed_bwd,
+            packed_ih_t,
+            packed_ih,
         })
     }
 
@@ -208,6 +215,7 @@ impl<F: Float> Rnn<F> {
         if crate::kernels::panel_width::<F>(isa) != self.packed_fwd.nr() {
             (self.packed_fwd, self.packed_bwd) =
                 pack_recurrent(isa, &self.w_hh, self.dims.hidden_size);
+            (self.packed_ih_t, self.packed_ih) = pack_input(isa, &self.w_ih, self.dims);
         }
         self.isa = isa;
         Ok(self)
@@ -239,5 +247,14 @@ fn pack_recurrent<F: Float>(isa: Isa, w_hh: &[F], h: usize) -> (PackedB<F>, Pack
     (
         PackedB::new(isa, h, h, |k, j| w_hh[j * h + k]),
         PackedB::new(isa, h, h, |k, j| w_hh[k * h + j]),
+    )
+}
+
+/// Packs `W_ih^T` and `W_ih` (`[H, I]`, row-major) for `isa`'s kernels.
+fn pack_input<F: Float>(isa: Isa, w_ih: &[F], dims: RnnDims) -> (PackedB<F>, PackedB<F>) {
+    let (i, h) = (dims.input_size, dims.hidden_size);
+    (
+        PackedB::new(isa, i, h, |k, j| w_ih[j * i + k]),
+        PackedB::new(isa, h, i, |k, j| w_ih[k * i + j]),
     )
 }
