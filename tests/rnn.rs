@@ -481,10 +481,10 @@ fn thread_count_does_not_change_results() {
         runs
     }
     let p = Problem::random(
-        5,
-        12,
+        4,
+        24,
         9,
-        200,
+        600,
         Flags {
             bias: true,
             h0: true,

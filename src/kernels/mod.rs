@@ -165,13 +165,75 @@ impl<F: Float> PackedB<F> {
         self.nr
     }
 
+    /// The packed data as a view.
+    pub fn view(&self) -> PackedRef<'_, F> {
+        PackedRef {
+            data: &self.buf[self.off..],
+            k: self.k,
+            n: self.n,
+            nr: self.nr,
+        }
+    }
+}
+
+/// Packed panels of `B [K, n]` (see [`PackedB`]) anywhere: in a plan or in a workspace.
+#[derive(Clone, Copy, Debug)]
+pub struct PackedRef<'a, F> {
+    data: &'a [F],
+    k: usize,
+    n: usize,
+    nr: usize,
+}
+
+impl<F> PackedRef<'_, F> {
     /// Number of panels.
     pub fn panels(&self) -> usize {
         self.n.div_ceil(self.nr)
     }
+}
 
-    fn data(&self) -> &[F] {
-        &self.buf[self.off..]
+/// Elements [`pack_into`] needs for `B [k, n]` on `isa`.
+pub fn packed_len<F: Float>(isa: Isa, k: usize, n: usize) -> usize {
+    let nr = panel_width::<F>(isa);
+    n.div_ceil(nr) * k * nr
+}
+
+/// Packs `B[k][j] = get(k, j)` for `isa` into the start of `dst` (at least
+/// [`packed_len`] elements, e.g. from a workspace), zero padding included.
+pub fn pack_into<'a, F: Float>(
+    isa: Isa,
+    k: usize,
+    n: usize,
+    get: impl Fn(usize, usize) -> F,
+    dst: &'a mut [F],
+) -> PackedRef<'a, F> {
+    let nr = panel_width::<F>(isa);
+    let dst = &mut dst[..packed_len::<F>(isa, k, n)];
+    if k == 0 {
+        return PackedRef {
+            data: dst,
+            k,
+            n,
+            nr,
+        };
+    }
+    for (p, panel) in dst.chunks_exact_mut(k * nr).enumerate() {
+        let width = nr.min(n - p * nr);
+        for (kk, row) in panel.chunks_exact_mut(nr).enumerate() {
+            for (j, v) in row.iter_mut().enumerate() {
+                *v = if j < width {
+                    get(kk, p * nr + j)
+                } else {
+                    F::ZERO
+                };
+            }
+        }
+    }
+    PackedRef {
+        data: dst,
+        k,
+        n,
+        nr,
     }
 }
 
@@ -192,14 +254,18 @@ pub fn panel_width<F: Float>(isa: Isa) -> usize {
 pub struct Operands<F> {
     /// `A[0][0]`.
     pub a: *const F,
-    /// Leading dimension of `A`.
+    /// Leading dimension of `A` (distance between rows).
     pub lda: usize,
+    /// Distance between consecutive elements of a row of `A` (1: row-major).
+    pub csa: usize,
     /// Rows of `A` and `C`.
     pub m: usize,
     /// Contraction length (`bp.k()`, or 0 for an epilogue-only call).
     pub k: usize,
-    /// The first panel.
+    /// The first panel (at the first `k` used).
     pub bp: *const F,
+    /// Elements from one panel to the next (the packed `K * nr`).
+    pub pstride: usize,
     /// Columns of `C` (`bp.n()`).
     pub n: usize,
     /// Panel width (`bp.nr()`).
@@ -211,20 +277,58 @@ impl<F: Float> Operands<F> {
     /// epilogue-only call (the product is taken as zero, `a` is not read).
     ///
     /// Panics if `a` is too short for `m` rows (checked once here, not per step).
-    pub fn new(a: &[F], lda: usize, m: usize, bp: &PackedB<F>, k_used: usize) -> Self {
+    pub fn new(a: &[F], lda: usize, m: usize, bp: PackedRef<'_, F>, k_used: usize) -> Self {
+        assert!(k_used == 0 || lda >= k_used, "kernel bug: lda < K");
+        Self::strided(a, lda, 1, m, bp, k_used)
+    }
+
+    /// As [`Operands::new`] with `A[i][k]` at `a[i * rsa + k * csa]` (e.g. a transposed view).
+    pub fn strided(
+        a: &[F],
+        rsa: usize,
+        csa: usize,
+        m: usize,
+        bp: PackedRef<'_, F>,
+        k_used: usize,
+    ) -> Self {
         assert!(k_used == 0 || k_used == bp.k, "kernel bug: K mismatch");
         assert!(
-            m == 0 || k_used == 0 || (lda >= k_used && (m - 1) * lda + k_used <= a.len()),
+            m == 0 || k_used == 0 || (m - 1) * rsa + (k_used - 1) * csa < a.len(),
             "kernel bug: A too short"
         );
         Operands {
             a: a.as_ptr(),
-            lda,
+            lda: rsa,
+            csa,
             m,
             k: k_used,
-            bp: bp.data().as_ptr(),
+            bp: bp.data.as_ptr(),
+            pstride: bp.k * bp.nr,
             n: bp.n,
             nr: bp.nr,
+        }
+    }
+
+    /// The operands of the product's K block `k0..k0 + kc` (clamped to `k`): `A`'s columns
+    /// and every panel's rows of that block.
+    #[inline(always)]
+    pub fn k_block(self, k0: usize, kc: usize) -> Self {
+        let k0 = k0.min(self.k);
+        Operands {
+            a: self.a.wrapping_add(k0 * self.csa),
+            bp: self.bp.wrapping_add(k0 * self.nr),
+            k: kc.min(self.k - k0),
+            ..self
+        }
+    }
+
+    /// The operands of rows `r0..r0 + mc` of `A` (and of the product).
+    #[inline(always)]
+    pub fn rows(self, r0: usize, mc: usize) -> Self {
+        Operands {
+            a: self.a.wrapping_add(r0 * self.lda),
+            m: mc,
+            ..self
         }
     }
 
@@ -288,9 +392,9 @@ pub(crate) unsafe fn gemm_body<V, E, const MR: usize, const NV: usize>(
     for p in panels {
         let c0 = p * nr;
         let ncols = nr.min(ops.n - c0);
-        // SAFETY: panel `p` starts `p * k * nr` elements into the packed buffer, inside it
+        // SAFETY: panel `p` starts `p * pstride` elements into the packed buffer, inside it
         // because `p < n.div_ceil(nr)` (caller's contract).
-        let bpanel = unsafe { ops.bp.add(p * ops.k * nr) };
+        let bpanel = unsafe { ops.bp.add(p * ops.pstride) };
         let mut r0 = 0;
         while r0 < ops.m {
             let rows = MR.min(ops.m - r0);
@@ -298,7 +402,7 @@ pub(crate) unsafe fn gemm_body<V, E, const MR: usize, const NV: usize>(
             // not read when k = 0); the rest is the caller's contract, passed through.
             unsafe {
                 let a = ops.a.wrapping_add(r0 * ops.lda);
-                let t = (a, ops.lda, ops.k, bpanel, epi, r0, c0, ncols);
+                let t = (a, ops.lda, ops.csa, ops.k, bpanel, epi, r0, c0, ncols);
                 match rows {
                     1 => tile::<V, E, 1, NV, 4>(t),
                     2 => tile::<V, E, 2, NV, 2>(t),
@@ -315,19 +419,29 @@ pub(crate) unsafe fn gemm_body<V, E, const MR: usize, const NV: usize>(
     }
 }
 
-type TileArgs<'a, F, E> = (*const F, usize, usize, *const F, &'a E, usize, usize, usize);
+type TileArgs<'a, F, E> = (
+    *const F,
+    usize,
+    usize,
+    usize,
+    *const F,
+    &'a E,
+    usize,
+    usize,
+    usize,
+);
 
 /// One `R x NV` register tile over all of `K`, in `KS` interleaved partial sums, then the
 /// epilogue.
 ///
 /// # Safety
 ///
-/// `a` valid for `R` rows of `k` at `lda` (unless `k = 0`), `bpanel` for `k * NV * LANES`,
+/// `a` valid for `R` rows of `k` at `lda` / `csa` (unless `k = 0`), `bpanel` for `k * NV * LANES`,
 /// rows `r0..r0 + R` and columns `c0..c0 + ncols` accepted by `epi`, `V`'s features present.
 #[inline(always)]
 #[allow(clippy::needless_range_loop)] // acc[s][i][j] indexed in lockstep across s
 unsafe fn tile<V, E, const R: usize, const NV: usize, const KS: usize>(
-    (a, lda, k, bpanel, epi, r0, c0, ncols): TileArgs<'_, V::Elem, E>,
+    (a, lda, csa, k, bpanel, epi, r0, c0, ncols): TileArgs<'_, V::Elem, E>,
 ) where
     V: Simd,
     E: Epilogue<V::Elem>,
@@ -345,7 +459,7 @@ unsafe fn tile<V, E, const R: usize, const NV: usize, const KS: usize>(
                 let brow = bpanel.add(kx * nr);
                 let b: [V; NV] = std::array::from_fn(|j| V::load(brow.add(j * V::LANES)));
                 for (i, acc_i) in acc_s.iter_mut().enumerate() {
-                    let ai = V::splat(*a.add(i * lda + kx));
+                    let ai = V::splat(*a.add(i * lda + kx * csa));
                     for j in 0..NV {
                         acc_i[j] = ai.fma(b[j], acc_i[j]);
                     }
@@ -357,7 +471,7 @@ unsafe fn tile<V, E, const R: usize, const NV: usize, const KS: usize>(
             let brow = bpanel.add(kk * nr);
             let b: [V; NV] = std::array::from_fn(|j| V::load(brow.add(j * V::LANES)));
             for (i, acc_i) in acc[0].iter_mut().enumerate() {
-                let ai = V::splat(*a.add(i * lda + kk));
+                let ai = V::splat(*a.add(i * lda + kk * csa));
                 for j in 0..NV {
                     acc_i[j] = ai.fma(b[j], acc_i[j]);
                 }
@@ -396,15 +510,16 @@ unsafe fn tile<V, E, const R: usize, const NV: usize, const KS: usize>(
 }
 
 /// `C = A B` (or `C += A B`) with bounds checked once: the safe entry point for the hoisted,
-/// non-recurrent products. `c` is `[m, n]` with leading dimension `ldc`. Large products split
+/// non-recurrent products. `A[i][k]` is at `a[i * rsa + k * csa]`; `c` is `[m, n]` with
+/// leading dimension `ldc`. Large products split
 /// their panels across the caller's rayon threads (bitwise identical for any thread count).
 #[allow(clippy::too_many_arguments)]
 pub fn gemm_packed<F: Float>(
     isa: Isa,
     a: &[F],
-    lda: usize,
+    (rsa, csa): (usize, usize),
     m: usize,
-    bp: &PackedB<F>,
+    bp: PackedRef<'_, F>,
     c: &mut [F],
     ldc: usize,
     accumulate: bool,
@@ -419,17 +534,41 @@ pub fn gemm_packed<F: Float>(
         m == 0 || (ldc >= bp.n && (m - 1) * ldc + bp.n <= c.len()),
         "kernel bug: C too short"
     );
-    let ops = Operands::new(a, lda, m, bp, bp.k);
-    let epi = Store::new(c.as_mut_ptr(), ldc, accumulate);
+    let ops = Operands::strided(a, rsa, csa, m, bp, bp.k);
     let f = select::<F, Store<F>>(isa);
+    // K is cut into blocks whose slice of a panel (kc x nr) fits in L1; within a block, rows
+    // go in chunks of `MC` (their A slice stays in L1) over all of this thread's panels (the
+    // block's B streams from L2). Blocks after the first accumulate into C.
+    let kc = (KC_BYTES / (bp.nr * size_of::<F>())).max(16);
+    let blocks = bp.k.div_ceil(kc).max(1);
     let panels = bp.panels();
+    let c = SharedMut(c.as_mut_ptr());
+    // Threads own disjoint panels (columns) for the whole product: no barrier between blocks.
     StepLoop::new(panels, 2 * m * bp.k * bp.n).run(1, panels, |_, range| {
-        // SAFETY: `isa` is supported (asserted); A's and C's extents were asserted above and
-        // in `Operands::new`; `bp` was packed with this path's panel width (asserted), so it
-        // holds every panel of `0..panels`; each thread gets its own panels (columns).
-        unsafe { f(&ops, &epi, range) }
+        for s in 0..blocks {
+            let ops = ops.k_block(s * kc, kc);
+            let mut r0 = 0;
+            while r0 < m {
+                let mc = MC.min(m - r0);
+                let epi = Store::new(c.get().wrapping_add(r0 * ldc), ldc, accumulate || s > 0);
+                // SAFETY: `isa` is supported (asserted); A's and C's extents were asserted
+                // above and in `Operands::strided`: rows `r0..r0 + mc` < m of A and C; block
+                // `s` covers columns `k0..k0 + ops.k` of A and rows `k0..k0 + ops.k` of every
+                // panel (`pstride` keeps the full panel size), all inside `bp`, packed with
+                // this path's panel width (asserted); each thread owns its panels (columns)
+                // and runs the blocks in order.
+                unsafe { f(&ops.rows(r0, mc), &epi, range.clone()) };
+                r0 += mc;
+            }
+        }
     });
 }
+
+/// Rows of A per pass over the panels in [`gemm_packed`].
+const MC: usize = 32;
+
+/// Bytes of a panel's K block ([`gemm_packed`]): about half of L1d.
+const KC_BYTES: usize = 24 * 1024;
 
 /// A raw address shared with the threads of a time loop, which write disjoint parts of it
 /// (their own panels' columns) between barriers.

@@ -19,7 +19,7 @@ fn check_store<F: Float>(isa: Isa, m: usize, k: usize, n: usize, accumulate: boo
     let c0: Vec<F> = (0..m * ldc).map(|_| F::from_f64(lcg(&mut seed))).collect();
     let bp = PackedB::new(isa, k, n, |kk, j| b[kk * n + j]);
     let mut c = c0.clone();
-    gemm_packed(isa, &a, lda, m, &bp, &mut c, ldc, accumulate);
+    gemm_packed(isa, &a, (lda, 1), m, bp.view(), &mut c, ldc, accumulate);
     for i in 0..m {
         for j in 0..ldc {
             let got = c[i * ldc + j].to_f64();
@@ -79,7 +79,7 @@ fn forward_epilogue_matches_scalar_with_lengths() {
         let bp = PackedB::new(isa, k, n, |kk, j| b[kk * n + j]);
         let mut c = p.clone();
         let mut h_n = vec![9.0f32; m * n];
-        let ops = Operands::new(&a, k, m, &bp, k);
+        let ops = Operands::new(&a, k, m, bp.view(), k);
         let epi = FwdStep::<'_, f32, true> {
             c: c.as_mut_ptr(),
             ld: n,
@@ -90,7 +90,7 @@ fn forward_epilogue_matches_scalar_with_lengths() {
         let f = select::<f32, FwdStep<'_, f32, true>>(isa);
         // SAFETY: isa comes from `Isa::available()`; A is m x k, C and h_n are m x n, all
         // panels of `bp` are in range.
-        unsafe { f(&ops, &epi, 0..bp.panels()) };
+        unsafe { f(&ops, &epi, 0..bp.view().panels()) };
         for i in 0..m {
             for j in 0..n {
                 let dot: f64 = (0..k)
@@ -121,9 +121,18 @@ fn forward_epilogue_matches_scalar_with_lengths() {
 #[test]
 #[ignore]
 fn kernel_speed() {
+    let pool = rayon::ThreadPoolBuilder::new()
+        .num_threads(1)
+        .build()
+        .unwrap();
+    pool.install(kernel_speed_1t);
+}
+
+fn kernel_speed_1t() {
     for (m, k, n) in [
+        (512, 3200, 512),
+        (1760, 800, 1760),
         (16, 512, 512),
-        (64, 512, 512),
         (16, 1760, 1760),
         (800, 512, 512),
         (1, 256, 256),
@@ -137,7 +146,7 @@ fn kernel_speed() {
         for _ in 0..5 {
             let t = std::time::Instant::now();
             for _ in 0..reps {
-                gemm_packed(Isa::Avx512, &a, k, m, &bp, &mut c, n, false);
+                gemm_packed(Isa::Avx512, &a, (k, 1), m, bp.view(), &mut c, n, false);
             }
             best = best.min(t.elapsed().as_secs_f64() / reps as f64);
         }
@@ -158,11 +167,64 @@ fn kernel_speed() {
             best_mm = best_mm.min(t.elapsed().as_secs_f64() / reps as f64);
         }
         let f = 2.0 * (m * k * n) as f64;
+        // The weight-gradient shape: A = (a as [k, m])^T, strided.
+        let mut best_t = f64::MAX;
+        for _ in 0..3 {
+            let t = std::time::Instant::now();
+            for _ in 0..reps {
+                gemm_packed(Isa::Avx512, &a, (1, m), m, bp.view(), &mut c, n, true);
+            }
+            best_t = best_t.min(t.elapsed().as_secs_f64() / reps as f64);
+        }
+        let mut best_mt = f64::MAX;
+        for _ in 0..3 {
+            let t = std::time::Instant::now();
+            for _ in 0..reps {
+                let at = crate::gemm::Mat::new(&a, k, m).t();
+                let bm = crate::gemm::Mat::new(&b, k, n);
+                crate::gemm::gemm(1.0, at, bm, 1.0, crate::gemm::MatMut::new(&mut mm, m, n));
+            }
+            best_mt = best_mt.min(t.elapsed().as_secs_f64() / reps as f64);
+        }
+        println!(
+            "A^T: packed {:.1} GF/s, mm {:.1}",
+            f / best_t * 1e-9,
+            f / best_mt * 1e-9
+        );
         println!(
             "{m}x{k}x{n}: packed {:.1} GF/s ({:.2} us), matrixmultiply {:.1} GF/s",
             f / best * 1e-9,
             best * 1e6,
             f / best_mm * 1e-9
         );
+    }
+}
+
+#[test]
+fn strided_a_and_workspace_packing_match_loops() {
+    for isa in Isa::available() {
+        for &(m, k, n) in &[(1, 1, 1), (3, 5, 17), (9, 33, 50), (17, 7, 97)] {
+            let mut seed = 3;
+            let lda_t = m + 2; // A^T stored as [k, m + 2]
+            let at: Vec<f64> = (0..k * lda_t).map(|_| lcg(&mut seed)).collect();
+            let b: Vec<f64> = (0..k * n).map(|_| lcg(&mut seed)).collect();
+            let mut buf = vec![7.0; packed_len::<f64>(isa, k, n) + 3];
+            let bp = pack_into(isa, k, n, |kk, j| b[kk * n + j], &mut buf);
+            let mut c = vec![1.0; m * n];
+            gemm_packed(isa, &at, (1, lda_t), m, bp, &mut c, n, true);
+            for i in 0..m {
+                for j in 0..n {
+                    let want = 1.0
+                        + (0..k)
+                            .map(|kk| at[kk * lda_t + i] * b[kk * n + j])
+                            .sum::<f64>();
+                    let got = c[i * n + j];
+                    assert!(
+                        (got - want).abs() < 1e-12 * (k as f64 + 1.0),
+                        "{isa:?} {m} {k} {n}"
+                    );
+                }
+            }
+        }
     }
 }

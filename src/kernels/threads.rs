@@ -7,9 +7,12 @@
 use std::ops::Range;
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 
-/// Per-step work (flops) below which a loop stays on the calling thread: a barrier costs
-/// about as much as this much arithmetic, so two threads would not be faster.
-const MIN_FLOPS_PER_THREAD: usize = 1 << 17;
+/// Work (flops per step, per thread) below which a loop stays on the calling thread. A spin
+/// barrier costs well under a microsecond on an idle machine, but waking the pool and
+/// sharing a busy machine cost far more: measured on the shared 2-vCPU Zen 5 under load, 2
+/// threads lost even at 8 Mflop per step, so this errs high (4 Mflop, about 20 us of one
+/// core's arithmetic) and keeps every B = 1 workload single-threaded.
+const MIN_FLOPS_PER_THREAD: usize = 1 << 22;
 
 /// How a time loop runs: on how many threads.
 #[derive(Clone, Copy, Debug)]

@@ -4,7 +4,6 @@
 use super::{Activation, Rnn};
 use crate::error::{Error, Result};
 use crate::float::Float;
-use crate::gemm::{Mat, MatMut, gemm};
 use crate::kernels::{self, BwdStep, Operands, SharedMut, StepLoop, Store};
 use crate::sequences::{Sequences, check_len};
 use crate::workspace::Workspace;
@@ -40,9 +39,10 @@ impl<F: Float> Rnn<F> {
     /// `grad_output` beyond a sequence's length is ignored. See [`RnnGrads`] for where each
     /// gradient goes.
     ///
-    /// Workspace: `T*B*H + B*H` elements, plus `T*B*I` when `lengths` are given and `d_w_ih` is
-    /// wanted (a copy of `input` with padded rows zeroed, so that whatever the padding holds,
-    /// even NaN, never reaches the weight gradient).
+    /// Workspace: `T*B*H + B*H` elements, plus, when `d_w_ih` or `d_w_hh` is wanted, room for
+    /// `input` or the previous states packed for the kernels (`T*B` rows of `max(H, I)` rounded
+    /// up to the panel width). Padded rows of `input` are packed as zeros, so whatever the
+    /// padding holds, even NaN, never reaches the weight gradient.
     #[allow(clippy::too_many_arguments)]
     pub fn backward(
         &self,
@@ -110,10 +110,16 @@ impl<F: Float> Rnn<F> {
             }
         }
 
-        let masked_input = seq.lengths.is_some() && d_w_ih.is_some();
-        let ws = workspace.take(seq_len + state_len + if masked_input { input.len() } else { 0 });
+        let isa = self.isa;
+        let rows = steps * batch;
+        let pack_len = if d_w_ih.is_some() || d_w_hh.is_some() {
+            kernels::packed_len::<F>(isa, rows, hidden.max(input_size))
+        } else {
+            0
+        };
+        let ws = workspace.take(seq_len + state_len + pack_len);
         let (d_pre, ws) = ws.split_at_mut(seq_len);
-        let (carry, x_masked) = ws.split_at_mut(state_len);
+        let (carry, pack_buf) = ws.split_at_mut(state_len);
 
         // The sequential sweep: dA_t = (dh_t + dA_(t+1) W_hh) * act'(h_t), fused per step.
         match self.activation {
@@ -124,15 +130,14 @@ impl<F: Float> Rnn<F> {
         }
 
         // Everything else: one GEMM or reduction over all T*B rows.
-        let rows = steps * batch;
         let d_pre = &*d_pre;
         if let Some(d_input) = d_input {
             kernels::gemm_packed(
                 self.isa,
                 d_pre,
-                hidden,
+                (hidden, 1),
                 rows,
-                &self.packed_ih,
+                self.packed_ih.view(),
                 d_input,
                 input_size,
                 false,
@@ -146,49 +151,41 @@ impl<F: Float> Rnn<F> {
                 }
             }
         }
+        // The weight gradients: dA^T (a strided view of d_pre: row i is column i) times the
+        // right operand packed into the workspace.
         if let Some(d_w_ih) = d_w_ih {
-            let x = if masked_input {
-                for (r, (dst, src)) in x_masked
-                    .chunks_exact_mut(input_size)
-                    .zip(input.chunks_exact(input_size))
-                    .enumerate()
-                {
+            // Padded rows are packed as zeros, so whatever the padding holds never arrives.
+            let x = kernels::pack_into(
+                isa,
+                rows,
+                input_size,
+                |r, j| {
                     if seq.is_active(r / batch, r % batch) {
-                        dst.copy_from_slice(src);
+                        input[r * input_size + j]
                     } else {
-                        dst.fill(F::ZERO);
+                        F::ZERO
                     }
-                }
-                &*x_masked
-            } else {
-                input
-            };
-            gemm(
-                F::ONE,
-                Mat::new(d_pre, rows, hidden).t(),
-                Mat::new(x, rows, input_size),
-                F::ONE,
-                MatMut::new(d_w_ih, hidden, input_size),
+                },
+                pack_buf,
             );
+            kernels::gemm_packed(isa, d_pre, (1, hidden), hidden, x, d_w_ih, input_size, true);
         }
         if let Some(d_w_hh) = d_w_hh {
-            // h_(t-1) for t >= 1 is output[t-1]: one GEMM over the T-1 later steps, plus h0.
-            let later = (steps - 1) * batch;
-            gemm(
-                F::ONE,
-                Mat::new(&d_pre[state_len..], later, hidden).t(),
-                Mat::new(output, later, hidden),
-                F::ONE,
-                MatMut::new(&mut *d_w_hh, hidden, hidden),
-            );
-            if let Some(h0) = h0 {
-                gemm(
-                    F::ONE,
-                    Mat::new(&d_pre[..state_len], batch, hidden).t(),
-                    Mat::new(h0, batch, hidden),
-                    F::ONE,
-                    MatMut::new(d_w_hh, hidden, hidden),
-                );
+            // h_(t-1) is h0 (when given) for t = 0, output[t-1] after: one product over the
+            // steps that have a nonzero previous state.
+            let (skip, k) = match h0 {
+                Some(_) => (0, rows),
+                None => (batch, rows - batch),
+            };
+            if k > 0 {
+                let prev = |r: usize, j: usize| match h0 {
+                    Some(h0) if r < batch => h0[r * hidden + j],
+                    Some(_) => output[(r - batch) * hidden + j],
+                    None => output[r * hidden + j],
+                };
+                let hp = kernels::pack_into(isa, k, hidden, prev, pack_buf);
+                let a = &d_pre[skip * hidden..];
+                kernels::gemm_packed(isa, a, (1, hidden), hidden, hp, d_w_hh, hidden, true);
             }
         }
         if d_b_ih.is_some() || d_b_hh.is_some() {
@@ -241,7 +238,7 @@ impl<F: Float> Rnn<F> {
             d_h0.as_ref().is_none_or(|g| g.len() == state_len),
             "d_h0 shape bug"
         );
-        let packed = &self.packed_bwd;
+        let packed = self.packed_bwd.view();
         let last = Operands::new(&[], hidden, batch, packed, 0);
         let rec = Operands::new(&d_pre[..state_len], hidden, batch, packed, hidden);
         let d = SharedMut(d_pre.as_mut_ptr());

@@ -57,7 +57,7 @@ impl<F: Float> Rnn<F> {
     /// Inference keeping only the final state: writes `h_n` (`[B, H]`, overwritten).
     ///
     /// Keeps no per-step history: the input projection is computed for a block of steps at a
-    /// time in `workspace` (about [`FINAL_CHUNK_ELEMS`] elements plus one state).
+    /// time in `workspace` (about 64 Ki elements plus one state).
     pub fn forward_final(
         &self,
         seq: &Sequences<'_>,
@@ -111,9 +111,9 @@ impl<F: Float> Rnn<F> {
         kernels::gemm_packed(
             self.isa,
             src,
-            input_size,
+            (input_size, 1),
             rows,
-            &self.packed_ih_t,
+            self.packed_ih_t.view(),
             dst,
             hidden,
             accumulate,
@@ -164,7 +164,7 @@ impl<F: Float> Rnn<F> {
             "h_n shape bug"
         );
         let len = states.len() / state_len;
-        let packed = &self.packed_fwd;
+        let packed = self.packed_fwd.view();
         // Checked here, once: every step reads one `[B, H]` state and writes the next.
         let first = match first_prev {
             Some(p) => Operands::new(p, hidden, batch, packed, hidden),
