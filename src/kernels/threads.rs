@@ -1,17 +1,20 @@
-//! The time loop's threading: each step's panels are split into contiguous ranges, one per
-//! thread, and the threads meet at a spin barrier after every step, all inside ONE
-//! `rayon::broadcast` for the whole loop (a rayon join per step costs far more than a step
-//! of a small recurrence). `K` is never split, so every element is computed by the same
-//! instructions whatever the thread count: results are bitwise identical.
+//! The time loop's threading. Each step's panels are split into `threads` contiguous chunks;
+//! the (step, chunk) pairs are numbered in order and handed out by one atomic ticket counter,
+//! and a chunk of step `s` starts once every chunk of step `s - 1` is done. The calling thread
+//! works too, so the loop completes even when no helper is ever scheduled (a busy pool, a call
+//! from inside a parallel iterator): helpers only speed it up, nothing waits for them to
+//! arrive. One `rayon::scope` covers the whole loop (a rayon join per step costs far more than
+//! a step of a small recurrence). `K` is never split, so every element is computed by the same
+//! instructions whoever runs its chunk: results are bitwise identical for any thread count.
 
 use std::ops::Range;
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 
-/// Work (flops per step, per thread) below which a loop stays on the calling thread. A spin
-/// barrier costs well under a microsecond on an idle machine, but waking the pool and
-/// sharing a busy machine cost far more: measured on the shared 2-vCPU Zen 5 under load, 2
-/// threads lost even at 8 Mflop per step, so this errs high (4 Mflop, about 20 us of one
-/// core's arithmetic) and keeps every B = 1 workload single-threaded.
+/// Work (flops per step, per thread) below which a loop stays on the calling thread. Handing a
+/// chunk to another core costs well under a microsecond on an idle machine, but waking the
+/// pool and sharing a busy machine cost far more: measured on the shared 2-vCPU Zen 5 under
+/// load, 2 threads lost even at 8 Mflop per step, so this errs high (4 Mflop, about 20 us of
+/// one core's arithmetic) and keeps every B = 1 workload single-threaded.
 const MIN_FLOPS_PER_THREAD: usize = 1 << 22;
 
 /// How a time loop runs: on how many threads.
@@ -35,11 +38,12 @@ impl StepLoop {
         self.threads
     }
 
-    /// Runs `step(s, panels_of_this_thread)` for `s` in `0..steps`, in order; all threads
-    /// finish step `s` before any starts step `s + 1`. Subnormals are flushed to zero on every
-    /// participating thread for the duration (see [`denormals_flushed`]).
+    /// Runs `step(s, panel_range)` for `s` in `0..steps`, covering `0..panels` at every step;
+    /// every call of step `s` returns before any call of step `s + 1` starts. Subnormals are
+    /// flushed to zero on every participating thread for the duration (see
+    /// [`denormals_flushed`]). A panic in `step` stops the loop and propagates to the caller.
     pub fn run(&self, steps: usize, panels: usize, step: impl Fn(usize, Range<usize>) + Sync) {
-        if self.threads <= 1 {
+        if self.threads <= 1 || steps == 0 {
             denormals_flushed(|| {
                 for s in 0..steps {
                     step(s, 0..panels);
@@ -47,74 +51,86 @@ impl StepLoop {
             });
             return;
         }
-        let n = self.threads;
-        let barrier = SpinBarrier::new(n);
-        rayon::broadcast(|ctx| {
-            let i = ctx.index();
-            if i >= n {
-                return;
+        let tickets = Tickets {
+            chunks: self.threads,
+            total: steps * self.threads,
+            next: AtomicUsize::new(0),
+            done: AtomicUsize::new(0),
+            poisoned: AtomicBool::new(false),
+        };
+        let work = || tickets.work(panels, &step);
+        rayon::scope(|scope| {
+            for _ in 1..self.threads {
+                scope.spawn(|_| work());
             }
-            let range = panels * i / n..panels * (i + 1) / n;
-            let _guard = PoisonOnPanic(&barrier);
-            denormals_flushed(|| {
-                for s in 0..steps {
-                    step(s, range.clone());
-                    barrier.wait();
-                }
-            });
+            work();
         });
     }
 }
 
-/// A reusable spin barrier for a fixed number of threads; spins briefly, then yields (the
-/// machine may be shared), and panics instead of hanging if a participant panicked.
-struct SpinBarrier {
-    arrived: AtomicUsize,
-    generation: AtomicUsize,
+/// The shared state of one threaded loop: ticket `t` is chunk `t % chunks` of step
+/// `t / chunks`.
+struct Tickets {
+    chunks: usize,
+    total: usize,
+    /// The next unclaimed ticket.
+    next: AtomicUsize,
+    /// Tickets completed. Tickets are claimed in order, so once `done` reaches
+    /// `s * chunks`, every chunk of the steps before `s` is complete.
+    done: AtomicUsize,
+    /// Set when a participant unwinds, so the others stop waiting for its chunk.
     poisoned: AtomicBool,
-    n: usize,
 }
 
-impl SpinBarrier {
-    fn new(n: usize) -> Self {
-        SpinBarrier {
-            arrived: AtomicUsize::new(0),
-            generation: AtomicUsize::new(0),
-            poisoned: AtomicBool::new(false),
-            n,
-        }
+impl Tickets {
+    /// Claims and runs tickets until none are left (or the loop is poisoned).
+    fn work(&self, panels: usize, step: &(impl Fn(usize, Range<usize>) + Sync)) {
+        let _guard = PoisonOnPanic(&self.poisoned);
+        denormals_flushed(|| {
+            loop {
+                let t = self.next.fetch_add(1, Ordering::Relaxed);
+                if t >= self.total {
+                    return;
+                }
+                let (s, c) = (t / self.chunks, t % self.chunks);
+                if !self.wait_for(s * self.chunks) {
+                    return;
+                }
+                step(s, panels * c / self.chunks..panels * (c + 1) / self.chunks);
+                self.done.fetch_add(1, Ordering::Release);
+            }
+        })
     }
 
-    fn wait(&self) {
-        let generation = self.generation.load(Ordering::Acquire);
-        if self.arrived.fetch_add(1, Ordering::AcqRel) + 1 == self.n {
-            // Nobody can arrive for the next round before the generation moves on.
-            self.arrived.store(0, Ordering::Relaxed);
-            self.generation.store(generation + 1, Ordering::Release);
-            return;
-        }
+    /// Waits until `done >= target`, spinning briefly and then yielding (the machine may be
+    /// shared). Returns false if the loop was poisoned. Never deadlocks: every ticket below
+    /// `target` was claimed by a thread that is running it, and the lowest unfinished one
+    /// waits for nothing.
+    fn wait_for(&self, target: usize) -> bool {
         let mut spins = 0u32;
-        while self.generation.load(Ordering::Acquire) == generation {
+        // Acquire pairs with the Release increments: the chunks' writes are visible after.
+        while self.done.load(Ordering::Acquire) < target {
             if self.poisoned.load(Ordering::Relaxed) {
-                panic!("a thread of the time loop panicked");
+                return false;
             }
-            if spins < 1 << 14 {
+            if spins < 1 << 12 {
                 spins += 1;
                 std::hint::spin_loop();
             } else {
                 std::thread::yield_now();
             }
         }
+        true
     }
 }
 
-/// Marks the barrier poisoned when its thread unwinds, so the others stop waiting.
-struct PoisonOnPanic<'a>(&'a SpinBarrier);
+/// Marks the loop poisoned when its thread unwinds, so the others stop waiting.
+struct PoisonOnPanic<'a>(&'a AtomicBool);
 
 impl Drop for PoisonOnPanic<'_> {
     fn drop(&mut self) {
         if std::thread::panicking() {
-            self.0.poisoned.store(true, Ordering::Relaxed);
+            self.0.store(true, Ordering::Relaxed);
         }
     }
 }
