@@ -198,35 +198,33 @@ pub fn packed_len<F: Float>(isa: Isa, k: usize, n: usize) -> usize {
     n.div_ceil(nr) * k * nr
 }
 
-/// Packs `B[k][j] = get(k, j)` for `isa` into the start of `dst` (at least
-/// [`packed_len`] elements, e.g. from a workspace), zero padding included.
-pub fn pack_into<'a, F: Float>(
+/// Packs `B [k, n]`, given row by row (`row(kk)` is `B[kk][0..n]`, or `None` for a row of
+/// zeros), for `isa` into the start of `dst` (at least [`packed_len`] elements, e.g. from a
+/// workspace), zero padding included. Rows are copied as slices: this runs once per backward
+/// call over all `T * B` rows, so it must run at memory speed.
+///
+/// Panics if a row is shorter than `n` (a caller bug: checked, never read out of bounds).
+pub fn pack_into<'a, 's, F: Float>(
     isa: Isa,
     k: usize,
     n: usize,
-    get: impl Fn(usize, usize) -> F,
+    row: impl Fn(usize) -> Option<&'s [F]>,
     dst: &'a mut [F],
 ) -> PackedRef<'a, F> {
     let nr = panel_width::<F>(isa);
     let dst = &mut dst[..packed_len::<F>(isa, k, n)];
-    if k == 0 {
-        return PackedRef {
-            data: dst,
-            k,
-            n,
-            nr,
-        };
-    }
-    for (p, panel) in dst.chunks_exact_mut(k * nr).enumerate() {
-        let width = nr.min(n - p * nr);
-        for (kk, row) in panel.chunks_exact_mut(nr).enumerate() {
-            for (j, v) in row.iter_mut().enumerate() {
-                *v = if j < width {
-                    get(kk, p * nr + j)
-                } else {
-                    F::ZERO
-                };
+    let panel_len = k * nr;
+    for kk in 0..k {
+        let src = row(kk);
+        for p in 0..n.div_ceil(nr) {
+            let c0 = p * nr;
+            let width = nr.min(n - c0);
+            let d = &mut dst[p * panel_len + kk * nr..][..nr];
+            match src {
+                Some(src) => d[..width].copy_from_slice(&src[c0..c0 + width]),
+                None => d[..width].fill(F::ZERO),
             }
+            d[width..].fill(F::ZERO);
         }
     }
     PackedRef {

@@ -209,13 +209,22 @@ fn strided_a_and_workspace_packing_match_loops() {
             let at: Vec<f64> = (0..k * lda_t).map(|_| lcg(&mut seed)).collect();
             let b: Vec<f64> = (0..k * n).map(|_| lcg(&mut seed)).collect();
             let mut buf = vec![7.0; packed_len::<f64>(isa, k, n) + 3];
-            let bp = pack_into(isa, k, n, |kk, j| b[kk * n + j], &mut buf);
+            // Every third row is given as `None`: packed as zeros, whatever `b` holds there.
+            let given = |kk: usize| kk % 3 != 1;
+            let bp = pack_into(
+                isa,
+                k,
+                n,
+                |kk| given(kk).then(|| &b[kk * n..][..n]),
+                &mut buf,
+            );
             let mut c = vec![1.0; m * n];
             gemm_packed(isa, &at, (1, lda_t), m, bp, &mut c, n, true);
             for i in 0..m {
                 for j in 0..n {
                     let want = 1.0
                         + (0..k)
+                            .filter(|&kk| given(kk))
                             .map(|kk| at[kk * lda_t + i] * b[kk * n + j])
                             .sum::<f64>();
                     let got = c[i * n + j];

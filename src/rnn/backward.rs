@@ -159,12 +159,9 @@ impl<F: Float> Rnn<F> {
                 isa,
                 rows,
                 input_size,
-                |r, j| {
-                    if seq.is_active(r / batch, r % batch) {
-                        input[r * input_size + j]
-                    } else {
-                        F::ZERO
-                    }
+                |r| {
+                    seq.is_active(r / batch, r % batch)
+                        .then(|| &input[r * input_size..][..input_size])
                 },
                 pack_buf,
             );
@@ -178,10 +175,12 @@ impl<F: Float> Rnn<F> {
                 None => (batch, rows - batch),
             };
             if k > 0 {
-                let prev = |r: usize, j: usize| match h0 {
-                    Some(h0) if r < batch => h0[r * hidden + j],
-                    Some(_) => output[(r - batch) * hidden + j],
-                    None => output[r * hidden + j],
+                let prev = |r: usize| {
+                    Some(match h0 {
+                        Some(h0) if r < batch => &h0[r * hidden..][..hidden],
+                        Some(_) => &output[(r - batch) * hidden..][..hidden],
+                        None => &output[r * hidden..][..hidden],
+                    })
                 };
                 let hp = kernels::pack_into(isa, k, hidden, prev, pack_buf);
                 let a = &d_pre[skip * hidden..];
