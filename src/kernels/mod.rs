@@ -5,10 +5,11 @@
 //! `NR = NV * LANES`: panel `p` holds `B[0..K, p*NR..(p+1)*NR]` as `K` contiguous rows of `NR`,
 //! zero-padded past `n`, 64-byte aligned. For each panel and each block of up to `MR` rows of
 //! `A`, the microkernel keeps an `MR x NV` tile of accumulator registers, broadcasts one `A`
-//! element per row and loads `NV` vectors of `B` per `k`. Small row counts (the `B = 1`
-//! matrix-vector step) split `K` into `KS` interleaved partial sums (`KS = 4` for one row,
-//! 2 for two), so at least 8 FMA chains are independent and the loop is not bound by the
-//! FMA latency. The tile is then handed, one vector at a time, to an [`Epilogue`], which
+//! element per row and loads `NV` vectors of `B` per `k`; a last panel with fewer real
+//! columns runs a tile of only the vectors it needs. Small row counts (the `B = 1`
+//! matrix-vector step) split `K` into `KS` interleaved partial sums (`KS = 4` for one row, 8
+//! for one row of a single vector, 2 for two rows), so at least 8 FMA chains are independent
+//! and the loop is not bound by the FMA latency. The tile is then handed, one vector at a time, to an [`Epilogue`], which
 //! fuses what the RNN does with the product: the forward step `c = act(c + acc)`, the BPTT
 //! step `d = (g + acc) * act'(h)`, or a plain store / accumulate. Column remainders use
 //! partial (masked) loads and stores, so nothing outside `C`'s `n` columns is touched.
@@ -373,6 +374,10 @@ pub fn select<F: Float, E: Epilogue<F>>(isa: Isa) -> KernelFn<F, E> {
 
 /// The generic body of every path: panels `panels`, all rows, row blocks of up to `MR`.
 ///
+/// A panel with fewer than `NV` vectors of real columns (the last one, when the panel width
+/// does not divide `n`: `H = 32` in a 48-wide panel, the 16 columns past 48 of `H = 64`) runs
+/// a tile of only the vectors it needs, so padding costs no arithmetic and no loads.
+///
 /// # Safety
 ///
 /// As [`KernelFn`], with `V`'s features available and `ops.nr == NV * V::LANES`.
@@ -386,34 +391,64 @@ pub(crate) unsafe fn gemm_body<V, E, const MR: usize, const NV: usize>(
     E: Epilogue<V::Elem>,
 {
     debug_assert_eq!(ops.nr, NV * V::LANES);
-    let nr = NV * V::LANES;
+    let nr = ops.nr;
     for p in panels {
         let c0 = p * nr;
         let ncols = nr.min(ops.n - c0);
         // SAFETY: panel `p` starts `p * pstride` elements into the packed buffer, inside it
-        // because `p < n.div_ceil(nr)` (caller's contract).
-        let bpanel = unsafe { ops.bp.add(p * ops.pstride) };
-        let mut r0 = 0;
-        while r0 < ops.m {
-            let rows = MR.min(ops.m - r0);
-            // SAFETY: rows `r0..r0 + rows` are < m, so `a + r0 * lda` is inside A (or A is
-            // not read when k = 0); the rest is the caller's contract, passed through.
-            unsafe {
-                let a = ops.a.wrapping_add(r0 * ops.lda);
-                let t = (a, ops.lda, ops.csa, ops.k, bpanel, epi, r0, c0, ncols);
-                match rows {
-                    1 => tile::<V, E, 1, NV, 4>(t),
-                    2 => tile::<V, E, 2, NV, 2>(t),
-                    3 => tile::<V, E, 3, NV, 1>(t),
-                    4 => tile::<V, E, 4, NV, 1>(t),
-                    5 => tile::<V, E, 5, NV, 1>(t),
-                    6 => tile::<V, E, 6, NV, 1>(t),
-                    7 => tile::<V, E, 7, NV, 1>(t),
-                    _ => tile::<V, E, 8, NV, 1>(t),
-                }
+        // because `p < n.div_ceil(nr)` (caller's contract); the rest is passed through.
+        unsafe {
+            let bpanel = ops.bp.add(p * ops.pstride);
+            match ncols.div_ceil(V::LANES) {
+                1 if NV > 1 => row_blocks::<V, E, MR, 1>(ops, epi, bpanel, c0, ncols),
+                2 if NV > 2 => row_blocks::<V, E, MR, 2>(ops, epi, bpanel, c0, ncols),
+                _ => row_blocks::<V, E, MR, NV>(ops, epi, bpanel, c0, ncols),
             }
-            r0 += rows;
         }
+    }
+}
+
+/// All rows of one panel (`ncols <= NV * LANES` real columns from `c0`), in row blocks of up
+/// to `MR`. One row (the `B = 1` matrix-vector step) splits `K` into 8 / `NV` rounded
+/// interleaved partial sums (at least 8 independent FMA chains), two rows into 2.
+///
+/// # Safety
+///
+/// As [`gemm_body`] for the panel at `bpanel` (row stride `ops.nr`).
+#[inline(always)]
+unsafe fn row_blocks<V, E, const MR: usize, const NV: usize>(
+    ops: &Operands<V::Elem>,
+    epi: &E,
+    bpanel: *const V::Elem,
+    c0: usize,
+    ncols: usize,
+) where
+    V: Simd,
+    E: Epilogue<V::Elem>,
+{
+    let mut r0 = 0;
+    while r0 < ops.m {
+        let rows = MR.min(ops.m - r0);
+        // SAFETY: rows `r0..r0 + rows` are < m, so `a + r0 * lda` is inside A (or A is
+        // not read when k = 0); the rest is the caller's contract, passed through.
+        unsafe {
+            let a = ops.a.wrapping_add(r0 * ops.lda);
+            let t = (
+                a, ops.lda, ops.csa, ops.k, bpanel, ops.nr, epi, r0, c0, ncols,
+            );
+            match rows {
+                1 if NV == 1 => tile::<V, E, 1, NV, 8>(t),
+                1 => tile::<V, E, 1, NV, 4>(t),
+                2 => tile::<V, E, 2, NV, 2>(t),
+                3 => tile::<V, E, 3, NV, 1>(t),
+                4 => tile::<V, E, 4, NV, 1>(t),
+                5 => tile::<V, E, 5, NV, 1>(t),
+                6 => tile::<V, E, 6, NV, 1>(t),
+                7 => tile::<V, E, 7, NV, 1>(t),
+                _ => tile::<V, E, 8, NV, 1>(t),
+            }
+        }
+        r0 += rows;
     }
 }
 
@@ -423,28 +458,28 @@ type TileArgs<'a, F, E> = (
     usize,
     usize,
     *const F,
+    usize,
     &'a E,
     usize,
     usize,
     usize,
 );
 
-/// One `R x NV` register tile over all of `K`, in `KS` interleaved partial sums, then the
-/// epilogue.
+/// One `R x NV` register tile over all of `K`, in `KS` interleaved partial sums (reduced
+/// pairwise), then the epilogue. `nr` is the panel's row stride (`>= NV * LANES`).
 ///
 /// # Safety
 ///
-/// `a` valid for `R` rows of `k` at `lda` / `csa` (unless `k = 0`), `bpanel` for `k * NV * LANES`,
+/// `a` valid for `R` rows of `k` at `lda` / `csa` (unless `k = 0`), `bpanel` for `k * nr`,
 /// rows `r0..r0 + R` and columns `c0..c0 + ncols` accepted by `epi`, `V`'s features present.
 #[inline(always)]
 #[allow(clippy::needless_range_loop)] // acc[s][i][j] indexed in lockstep across s
 unsafe fn tile<V, E, const R: usize, const NV: usize, const KS: usize>(
-    (a, lda, csa, k, bpanel, epi, r0, c0, ncols): TileArgs<'_, V::Elem, E>,
+    (a, lda, csa, k, bpanel, nr, epi, r0, c0, ncols): TileArgs<'_, V::Elem, E>,
 ) where
     V: Simd,
     E: Epilogue<V::Elem>,
 {
-    let nr = NV * V::LANES;
     // SAFETY: V's features are the caller's contract; all loads below are inside A's rows
     // `0..R` and columns `0..k` and inside the panel's `k * nr` elements.
     unsafe {
@@ -476,19 +511,15 @@ unsafe fn tile<V, E, const R: usize, const NV: usize, const KS: usize>(
             }
             kk += 1;
         }
-        // Pairwise reduction of the partial sums: (0 + 1) + (2 + 3).
-        if KS == 4 {
-            for i in 0..R {
-                for j in 0..NV {
-                    let lo = acc[0][i][j].add(acc[1][i][j]);
-                    let hi = acc[2][i][j].add(acc[3][i][j]);
-                    acc[0][i][j] = lo.add(hi);
-                }
-            }
-        } else if KS == 2 {
-            for i in 0..R {
-                for j in 0..NV {
-                    acc[0][i][j] = acc[0][i][j].add(acc[1][i][j]);
+        // Pairwise reduction of the partial sums: (0 + 1) + (2 + 3), and so on.
+        let mut width = KS;
+        while width > 1 {
+            width /= 2;
+            for s in 0..width {
+                for i in 0..R {
+                    for j in 0..NV {
+                        acc[s][i][j] = acc[2 * s][i][j].add(acc[2 * s + 1][i][j]);
+                    }
                 }
             }
         }

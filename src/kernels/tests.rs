@@ -47,8 +47,21 @@ fn check_store<F: Float>(isa: Isa, m: usize, k: usize, n: usize, accumulate: boo
     }
 }
 
+/// Column counts around the panel width `nr`: a last panel with one, two or all vectors of
+/// real columns (narrower tiles run the partial ones), below, at and above `nr`.
 fn sizes(nr: usize) -> Vec<usize> {
-    vec![1, 2, nr - 1, nr, nr + 1, 2 * nr + 3, 13, 37]
+    vec![
+        1,
+        2,
+        nr - 1,
+        nr,
+        nr + 1,
+        nr + nr / 2 + 1,
+        2 * nr + 3,
+        13,
+        20,
+        37,
+    ]
 }
 
 #[test]
