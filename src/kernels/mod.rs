@@ -400,23 +400,23 @@ pub(crate) unsafe fn gemm_body<V, E, const MR: usize, const NV: usize>(
         unsafe {
             let bpanel = ops.bp.add(p * ops.pstride);
             match ncols.div_ceil(V::LANES) {
-                1 if NV > 1 => row_blocks::<V, E, MR, 1>(ops, epi, bpanel, c0, ncols),
-                2 if NV > 2 => row_blocks::<V, E, MR, 2>(ops, epi, bpanel, c0, ncols),
-                _ => row_blocks::<V, E, MR, NV>(ops, epi, bpanel, c0, ncols),
+                1 if NV > 1 => row_blocks::<V, E, MR, 1, NV>(ops, epi, bpanel, c0, ncols),
+                2 if NV > 2 => row_blocks::<V, E, MR, 2, NV>(ops, epi, bpanel, c0, ncols),
+                _ => row_blocks::<V, E, MR, NV, NV>(ops, epi, bpanel, c0, ncols),
             }
         }
     }
 }
 
-/// All rows of one panel (`ncols <= NV * LANES` real columns from `c0`), in row blocks of up
-/// to `MR`. One row (the `B = 1` matrix-vector step) splits `K` into 8 / `NV` rounded
+/// All rows of one panel (`ncols <= NV * LANES` real columns from `c0`; the panel is
+/// `NVP * LANES` wide), in row blocks of up to `MR`. One row (the `B = 1` matrix-vector step) splits `K` into 8 / `NV` rounded
 /// interleaved partial sums (at least 8 independent FMA chains), two rows into 2.
 ///
 /// # Safety
 ///
-/// As [`gemm_body`] for the panel at `bpanel` (row stride `ops.nr`).
+/// As [`gemm_body`] for the panel at `bpanel` (row stride `ops.nr == NVP * LANES`).
 #[inline(always)]
-unsafe fn row_blocks<V, E, const MR: usize, const NV: usize>(
+unsafe fn row_blocks<V, E, const MR: usize, const NV: usize, const NVP: usize>(
     ops: &Operands<V::Elem>,
     epi: &E,
     bpanel: *const V::Elem,
@@ -433,19 +433,17 @@ unsafe fn row_blocks<V, E, const MR: usize, const NV: usize>(
         // not read when k = 0); the rest is the caller's contract, passed through.
         unsafe {
             let a = ops.a.wrapping_add(r0 * ops.lda);
-            let t = (
-                a, ops.lda, ops.csa, ops.k, bpanel, ops.nr, epi, r0, c0, ncols,
-            );
+            let t = (a, ops.lda, ops.csa, ops.k, bpanel, epi, r0, c0, ncols);
             match rows {
-                1 if NV == 1 => tile::<V, E, 1, NV, 8>(t),
-                1 => tile::<V, E, 1, NV, 4>(t),
-                2 => tile::<V, E, 2, NV, 2>(t),
-                3 => tile::<V, E, 3, NV, 1>(t),
-                4 => tile::<V, E, 4, NV, 1>(t),
-                5 => tile::<V, E, 5, NV, 1>(t),
-                6 => tile::<V, E, 6, NV, 1>(t),
-                7 => tile::<V, E, 7, NV, 1>(t),
-                _ => tile::<V, E, 8, NV, 1>(t),
+                1 if NV == 1 => tile::<V, E, 1, NV, NVP, 8>(t),
+                1 => tile::<V, E, 1, NV, NVP, 4>(t),
+                2 => tile::<V, E, 2, NV, NVP, 2>(t),
+                3 => tile::<V, E, 3, NV, NVP, 1>(t),
+                4 => tile::<V, E, 4, NV, NVP, 1>(t),
+                5 => tile::<V, E, 5, NV, NVP, 1>(t),
+                6 => tile::<V, E, 6, NV, NVP, 1>(t),
+                7 => tile::<V, E, 7, NV, NVP, 1>(t),
+                _ => tile::<V, E, 8, NV, NVP, 1>(t),
             }
         }
         r0 += rows;
@@ -458,7 +456,6 @@ type TileArgs<'a, F, E> = (
     usize,
     usize,
     *const F,
-    usize,
     &'a E,
     usize,
     usize,
@@ -466,20 +463,22 @@ type TileArgs<'a, F, E> = (
 );
 
 /// One `R x NV` register tile over all of `K`, in `KS` interleaved partial sums (reduced
-/// pairwise), then the epilogue. `nr` is the panel's row stride (`>= NV * LANES`).
+/// pairwise), then the epilogue. The panel's rows are `NVP * LANES` apart (`NVP >= NV`: a
+/// compile-time stride, so the loop's addressing needs no extra registers).
 ///
 /// # Safety
 ///
-/// `a` valid for `R` rows of `k` at `lda` / `csa` (unless `k = 0`), `bpanel` for `k * nr`,
+/// `a` valid for `R` rows of `k` at `lda` / `csa` (unless `k = 0`), `bpanel` for `k * NVP * LANES`,
 /// rows `r0..r0 + R` and columns `c0..c0 + ncols` accepted by `epi`, `V`'s features present.
 #[inline(always)]
 #[allow(clippy::needless_range_loop)] // acc[s][i][j] indexed in lockstep across s
-unsafe fn tile<V, E, const R: usize, const NV: usize, const KS: usize>(
-    (a, lda, csa, k, bpanel, nr, epi, r0, c0, ncols): TileArgs<'_, V::Elem, E>,
+unsafe fn tile<V, E, const R: usize, const NV: usize, const NVP: usize, const KS: usize>(
+    (a, lda, csa, k, bpanel, epi, r0, c0, ncols): TileArgs<'_, V::Elem, E>,
 ) where
     V: Simd,
     E: Epilogue<V::Elem>,
 {
+    let nr = NVP * V::LANES;
     // SAFETY: V's features are the caller's contract; all loads below are inside A's rows
     // `0..R` and columns `0..k` and inside the panel's `k * nr` elements.
     unsafe {
