@@ -308,19 +308,6 @@ impl<F: Float> Operands<F> {
         }
     }
 
-    /// The operands of the product's K block `k0..k0 + kc` (clamped to `k`): `A`'s columns
-    /// and every panel's rows of that block.
-    #[inline(always)]
-    pub fn k_block(self, k0: usize, kc: usize) -> Self {
-        let k0 = k0.min(self.k);
-        Operands {
-            a: self.a.wrapping_add(k0 * self.csa),
-            bp: self.bp.wrapping_add(k0 * self.nr),
-            k: kc.min(self.k - k0),
-            ..self
-        }
-    }
-
     /// The operands of rows `r0..r0 + mc` of `A` (and of the product).
     #[inline(always)]
     pub fn rows(self, r0: usize, mc: usize) -> Self {
@@ -564,39 +551,31 @@ pub fn gemm_packed<F: Float>(
     );
     let ops = Operands::strided(a, rsa, csa, m, bp, bp.k);
     let f = select::<F, Store<F>>(isa);
-    // K is cut into blocks whose slice of a panel (kc x nr) fits in L1; within a block, rows
-    // go in chunks of `MC` (their A slice stays in L1) over all of this thread's panels (the
-    // block's B streams from L2). Blocks after the first accumulate into C.
-    let kc = (KC_BYTES / (bp.nr * size_of::<F>())).max(16);
-    let blocks = bp.k.div_ceil(kc).max(1);
+    // No K blocking: each register tile runs over all of K, its panel streaming from L2 (or
+    // L3) and C touched once. Measured against L1-sized K blocks (24 KiB panel slices), the
+    // extra passes over C cost more than the blocks saved: 512x3200x512 went from 103 to 114
+    // GFLOP/s and 1760x800x1760 from 83 to 109 (1 thread, `kernel_speed` probe, 115 GFLOP/s
+    // FMA peak at the time). Rows go in chunks of `MC` over all of this thread's panels, so a
+    // chunk's A rows stay in cache while the panels stream past.
     let panels = bp.panels();
     let c = SharedMut(c.as_mut_ptr());
-    // Threads own disjoint panels (columns) for the whole product: no barrier between blocks.
+    // Threads own disjoint panels (columns) for the whole product: no barrier.
     StepLoop::new(panels, 2 * m * bp.k * bp.n).run(1, panels, |_, range| {
-        for s in 0..blocks {
-            let ops = ops.k_block(s * kc, kc);
-            let mut r0 = 0;
-            while r0 < m {
-                let mc = MC.min(m - r0);
-                let epi = Store::new(c.get().wrapping_add(r0 * ldc), ldc, accumulate || s > 0);
-                // SAFETY: `isa` is supported (asserted); A's and C's extents were asserted
-                // above and in `Operands::strided`: rows `r0..r0 + mc` < m of A and C; block
-                // `s` covers columns `k0..k0 + ops.k` of A and rows `k0..k0 + ops.k` of every
-                // panel (`pstride` keeps the full panel size), all inside `bp`, packed with
-                // this path's panel width (asserted); each thread owns its panels (columns)
-                // and runs the blocks in order.
-                unsafe { f(&ops.rows(r0, mc), &epi, range.clone()) };
-                r0 += mc;
-            }
+        let mut r0 = 0;
+        while r0 < m {
+            let mc = MC.min(m - r0);
+            let epi = Store::new(c.get().wrapping_add(r0 * ldc), ldc, accumulate);
+            // SAFETY: `isa` is supported (asserted); A's and C's extents were asserted above
+            // and in `Operands::strided`: rows `r0..r0 + mc` < m of A and C; `bp` was packed
+            // with this path's panel width (asserted); each thread owns its panels (columns).
+            unsafe { f(&ops.rows(r0, mc), &epi, range.clone()) };
+            r0 += mc;
         }
     });
 }
 
 /// Rows of A per pass over the panels in [`gemm_packed`].
 const MC: usize = 32;
-
-/// Bytes of a panel's K block ([`gemm_packed`]): about half of L1d.
-const KC_BYTES: usize = 24 * 1024;
 
 /// A raw address shared with the threads of a time loop, which write disjoint parts of it
 /// (their own panels' columns) between barriers.
