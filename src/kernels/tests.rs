@@ -250,3 +250,82 @@ fn strided_a_and_workspace_packing_match_loops() {
         }
     }
 }
+
+/// Records, for a threaded loop, that every panel of every step runs exactly once and that no
+/// call of step `s + 1` starts before every call of step `s` has returned.
+fn check_step_loop(steps: usize, panels: usize, threads: usize) {
+    use std::sync::atomic::{AtomicUsize, Ordering};
+    let runs: Vec<AtomicUsize> = (0..steps * panels).map(|_| AtomicUsize::new(0)).collect();
+    let finished: Vec<AtomicUsize> = (0..steps).map(|_| AtomicUsize::new(0)).collect();
+    let early = AtomicUsize::new(0);
+    let lp = StepLoop::with_threads(threads.min(panels));
+    lp.run(steps, panels, |s, range| {
+        if s > 0 && finished[s - 1].load(Ordering::Acquire) != panels {
+            early.fetch_add(1, Ordering::Relaxed);
+        }
+        for p in range.clone() {
+            runs[s * panels + p].fetch_add(1, Ordering::Relaxed);
+        }
+        finished[s].fetch_add(range.len(), Ordering::Release);
+    });
+    assert_eq!(early.load(Ordering::Relaxed), 0, "a step started early");
+    assert!(
+        runs.iter().all(|r| r.load(Ordering::Relaxed) == 1),
+        "a panel ran other than once"
+    );
+}
+
+#[test]
+fn step_loop_runs_every_chunk_once_in_step_order() {
+    for threads in [2, 3, 5] {
+        let pool = rayon::ThreadPoolBuilder::new()
+            .num_threads(threads)
+            .build()
+            .unwrap();
+        pool.install(|| {
+            for (steps, panels) in [(1, 2), (50, 7), (200, 3), (3, 64)] {
+                check_step_loop(steps, panels, threads);
+            }
+        });
+    }
+}
+
+/// The other pool thread is blocked for the whole loop: the caller must run every chunk.
+#[test]
+fn step_loop_completes_when_helpers_never_arrive() {
+    let pool = rayon::ThreadPoolBuilder::new()
+        .num_threads(2)
+        .build()
+        .unwrap();
+    let done = std::sync::atomic::AtomicBool::new(false);
+    pool.install(|| {
+        rayon::join(
+            || {
+                check_step_loop(100, 5, 2);
+                done.store(true, std::sync::atomic::Ordering::Release);
+            },
+            // Whichever pool thread runs this is held (not in rayon) until the loop is done.
+            || {
+                while !done.load(std::sync::atomic::Ordering::Acquire) {
+                    std::thread::yield_now();
+                }
+            },
+        )
+    });
+}
+
+#[test]
+fn step_loop_propagates_a_panic_instead_of_hanging() {
+    let pool = rayon::ThreadPoolBuilder::new()
+        .num_threads(2)
+        .build()
+        .unwrap();
+    let result = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+        pool.install(|| {
+            StepLoop::with_threads(2).run(100, 4, |s, range| {
+                assert!(!(s == 7 && range.start > 0), "planted panic");
+            })
+        })
+    }));
+    assert!(result.is_err());
+}

@@ -1,11 +1,14 @@
-//! The time loop's threading. Each step's panels are split into `threads` contiguous chunks;
-//! the (step, chunk) pairs are numbered in order and handed out by one atomic ticket counter,
-//! and a chunk of step `s` starts once every chunk of step `s - 1` is done. The calling thread
-//! works too, so the loop completes even when no helper is ever scheduled (a busy pool, a call
-//! from inside a parallel iterator): helpers only speed it up, nothing waits for them to
-//! arrive. One `rayon::scope` covers the whole loop (a rayon join per step costs far more than
-//! a step of a small recurrence). `K` is never split, so every element is computed by the same
-//! instructions whoever runs its chunk: results are bitwise identical for any thread count.
+//! The time loop's threading. Each step's panels are split into `threads` contiguous chunks,
+//! and chunk `c` belongs to participant `c` (the caller is participant 0): every step, a
+//! participant runs its own chunk, so each core keeps reading the same part of the packed
+//! weights from its own cache. A chunk of step `s + 1` starts once every chunk of step `s`
+//! is done. A participant that has finished its chunk and still waits after a short spin
+//! runs any chunk of the step nobody has claimed yet, so the loop completes even when a
+//! helper is never scheduled (a busy pool, a call from inside a parallel iterator): helpers
+//! only speed it up, nothing waits for them to arrive. One `rayon::scope` covers the whole
+//! loop (a rayon join per step costs far more than a step of a small recurrence). `K` is
+//! never split, so every element is computed by the same instructions whoever runs its
+//! chunk: results are bitwise identical for any thread count.
 
 use std::ops::Range;
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
@@ -16,6 +19,14 @@ use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 /// load, 2 threads lost even at 8 Mflop per step, so this errs high (4 Mflop, about 20 us of
 /// one core's arithmetic) and keeps every B = 1 workload single-threaded.
 const MIN_FLOPS_PER_THREAD: usize = 1 << 22;
+
+/// Spins a participant waits for a step's other chunks before it runs the unclaimed ones
+/// itself (a few microseconds: longer than two busy participants drift apart in a step,
+/// shorter than waking a sleeping pool thread).
+const STEAL_AFTER_SPINS: u32 = 1 << 10;
+
+/// Spins before a waiting participant starts yielding its core (the machine may be shared).
+const YIELD_AFTER_SPINS: u32 = 1 << 12;
 
 /// How a time loop runs: on how many threads.
 #[derive(Clone, Copy, Debug)]
@@ -30,6 +41,14 @@ impl StepLoop {
         let by_work = (flops / MIN_FLOPS_PER_THREAD).max(1);
         let threads = rayon::current_num_threads().min(panels).min(by_work).max(1);
         StepLoop { threads }
+    }
+
+    /// A loop on exactly `threads` participants (at least 1), whatever the pool holds.
+    #[cfg(test)]
+    pub(crate) fn with_threads(threads: usize) -> Self {
+        StepLoop {
+            threads: threads.max(1),
+        }
     }
 
     /// Threads the loop will use.
@@ -51,70 +70,92 @@ impl StepLoop {
             });
             return;
         }
-        let tickets = Tickets {
-            chunks: self.threads,
-            total: steps * self.threads,
-            next: AtomicUsize::new(0),
-            done: AtomicUsize::new(0),
+        let chunks = Chunks {
+            n: self.threads,
+            steps,
+            panels,
+            next_step: (0..self.threads).map(|_| Padded::default()).collect(),
+            done: Padded::default(),
             poisoned: AtomicBool::new(false),
         };
-        let work = || tickets.work(panels, &step);
+        let chunks = &chunks;
+        let step = &step;
         rayon::scope(|scope| {
-            for _ in 1..self.threads {
-                scope.spawn(|_| work());
+            for me in 1..self.threads {
+                scope.spawn(move |_| chunks.work(me, step));
             }
-            work();
+            chunks.work(0, step);
         });
     }
 }
 
-/// The shared state of one threaded loop: ticket `t` is chunk `t % chunks` of step
-/// `t / chunks`.
-struct Tickets {
-    chunks: usize,
-    total: usize,
-    /// The next unclaimed ticket.
-    next: AtomicUsize,
-    /// Tickets completed. Tickets are claimed in order, so once `done` reaches
-    /// `s * chunks`, every chunk of the steps before `s` is complete.
-    done: AtomicUsize,
+/// A counter alone on its cache line (participants poll these while others update theirs).
+#[derive(Default)]
+#[repr(align(64))]
+struct Padded(AtomicUsize);
+
+/// The shared state of one threaded loop.
+struct Chunks {
+    n: usize,
+    steps: usize,
+    panels: usize,
+    /// `next_step[c]`: the first step whose chunk `c` nobody has claimed yet. A chunk is
+    /// claimed by moving it from `s` to `s + 1`, so each runs exactly once.
+    next_step: Vec<Padded>,
+    /// Chunks completed over all steps: every chunk of the steps before `s` is done once
+    /// this reaches `s * n`.
+    done: Padded,
     /// Set when a participant unwinds, so the others stop waiting for its chunk.
     poisoned: AtomicBool,
 }
 
-impl Tickets {
-    /// Claims and runs tickets until none are left (or the loop is poisoned).
-    fn work(&self, panels: usize, step: &(impl Fn(usize, Range<usize>) + Sync)) {
+impl Chunks {
+    /// Participant `me`'s part of the loop: its own chunk of every step, plus any chunk of a
+    /// step left unclaimed while it waits.
+    fn work(&self, me: usize, step: &(impl Fn(usize, Range<usize>) + Sync)) {
         let _guard = PoisonOnPanic(&self.poisoned);
         denormals_flushed(|| {
-            loop {
-                let t = self.next.fetch_add(1, Ordering::Relaxed);
-                if t >= self.total {
+            for s in 0..self.steps {
+                // Every chunk of step s - 1 is done here (waited below, or s = 0).
+                self.try_run(me, s, step);
+                if !self.finish_step(s, step) {
                     return;
                 }
-                let (s, c) = (t / self.chunks, t % self.chunks);
-                if !self.wait_for(s * self.chunks) {
-                    return;
-                }
-                step(s, panels * c / self.chunks..panels * (c + 1) / self.chunks);
-                self.done.fetch_add(1, Ordering::Release);
             }
         })
     }
 
-    /// Waits until `done >= target`, spinning briefly and then yielding (the machine may be
-    /// shared). Returns false if the loop was poisoned. Never deadlocks: every ticket below
-    /// `target` was claimed by a thread that is running it, and the lowest unfinished one
-    /// waits for nothing.
-    fn wait_for(&self, target: usize) -> bool {
+    /// Runs chunk `c` of step `s` if nobody has claimed it.
+    fn try_run(&self, c: usize, s: usize, step: &(impl Fn(usize, Range<usize>) + Sync)) {
+        let claimed = self.next_step[c]
+            .0
+            .compare_exchange(s, s + 1, Ordering::Relaxed, Ordering::Relaxed)
+            .is_ok();
+        if claimed {
+            step(s, self.panels * c / self.n..self.panels * (c + 1) / self.n);
+            // Release: this chunk's writes happen before anyone sees it counted.
+            self.done.0.fetch_add(1, Ordering::Release);
+        }
+    }
+
+    /// Waits until every chunk of step `s` is done, running the step's unclaimed chunks
+    /// after a short spin. Returns false if the loop was poisoned. Never deadlocks: after the
+    /// stealing pass every chunk of the step is claimed by a participant that is running it,
+    /// and running a chunk waits for nothing.
+    fn finish_step(&self, s: usize, step: &(impl Fn(usize, Range<usize>) + Sync)) -> bool {
+        let target = (s + 1) * self.n;
         let mut spins = 0u32;
         // Acquire pairs with the Release increments: the chunks' writes are visible after.
-        while self.done.load(Ordering::Acquire) < target {
+        while self.done.0.load(Ordering::Acquire) < target {
             if self.poisoned.load(Ordering::Relaxed) {
                 return false;
             }
-            if spins < 1 << 12 {
-                spins += 1;
+            spins = spins.saturating_add(1);
+            if spins == STEAL_AFTER_SPINS {
+                for c in 0..self.n {
+                    self.try_run(c, s, step);
+                }
+            } else if spins < YIELD_AFTER_SPINS {
                 std::hint::spin_loop();
             } else {
                 std::thread::yield_now();
