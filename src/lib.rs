@@ -39,6 +39,11 @@ pub mod sequences;
 pub mod vecmath;
 pub mod workspace;
 
+/// The README's code example, compiled and run as a doctest.
+#[cfg(doctest)]
+#[doc = include_str!("../README.md")]
+struct ReadmeDoctests;
+
 pub use error::{Error, Result};
 pub use float::Float;
 pub use isa::Isa;

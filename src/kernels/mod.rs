@@ -396,8 +396,14 @@ pub(crate) unsafe fn gemm_body<V, E, const MR: usize, const NV: usize>(
 }
 
 /// All rows of one panel (`ncols <= NV * LANES` real columns from `c0`; the panel is
-/// `NVP * LANES` wide), in row blocks of up to `MR`. One row (the `B = 1` matrix-vector step) splits `K` into 8 / `NV` rounded
-/// interleaved partial sums (at least 8 independent FMA chains), two rows into 2.
+/// `NVP * LANES` wide), in row blocks of up to `MR`. One row (the `B = 1` matrix-vector step)
+/// splits `K` into interleaved partial sums (8 for a single vector of columns, else 4: at
+/// least 8 independent FMA chains), two rows into 2. A partial panel (`NV < NVP`) uses only
+/// full `MR` blocks and blocks of two and one rows, which keeps the number of compiled tiles
+/// down.
+///
+/// The `if const` conditions are decided at compile time, so tiles a path cannot use (more
+/// rows than its `MR`) are never instantiated.
 ///
 /// # Safety
 ///
@@ -415,22 +421,58 @@ unsafe fn row_blocks<V, E, const MR: usize, const NV: usize, const NVP: usize>(
 {
     let mut r0 = 0;
     while r0 < ops.m {
-        let rows = MR.min(ops.m - r0);
+        let left = ops.m - r0;
+        let rows = if left >= MR {
+            MR
+        } else if const { NV < NVP } {
+            left.min(2)
+        } else {
+            left
+        };
         // SAFETY: rows `r0..r0 + rows` are < m, so `a + r0 * lda` is inside A (or A is
         // not read when k = 0); the rest is the caller's contract, passed through.
         unsafe {
             let a = ops.a.wrapping_add(r0 * ops.lda);
             let t = (a, ops.lda, ops.csa, ops.k, bpanel, epi, r0, c0, ncols);
-            match rows {
-                1 if NV == 1 => tile::<V, E, 1, NV, NVP, 8>(t),
-                1 => tile::<V, E, 1, NV, NVP, 4>(t),
-                2 => tile::<V, E, 2, NV, NVP, 2>(t),
-                3 => tile::<V, E, 3, NV, NVP, 1>(t),
-                4 => tile::<V, E, 4, NV, NVP, 1>(t),
-                5 => tile::<V, E, 5, NV, NVP, 1>(t),
-                6 => tile::<V, E, 6, NV, NVP, 1>(t),
-                7 => tile::<V, E, 7, NV, NVP, 1>(t),
-                _ => tile::<V, E, 8, NV, NVP, 1>(t),
+            if rows == MR {
+                tile::<V, E, MR, NV, NVP, 1>(t);
+            } else if rows == 1 {
+                if const { NV == 1 } {
+                    tile::<V, E, 1, NV, NVP, 8>(t);
+                } else {
+                    tile::<V, E, 1, NV, NVP, 4>(t);
+                }
+            } else if rows == 2 {
+                tile::<V, E, 2, NV, NVP, 2>(t);
+            } else if const { NV == NVP } {
+                debug_assert!(2 < rows && rows < MR && MR <= 8);
+                match rows {
+                    3 => {
+                        if const { MR > 3 } {
+                            tile::<V, E, 3, NV, NVP, 1>(t)
+                        }
+                    }
+                    4 => {
+                        if const { MR > 4 } {
+                            tile::<V, E, 4, NV, NVP, 1>(t)
+                        }
+                    }
+                    5 => {
+                        if const { MR > 5 } {
+                            tile::<V, E, 5, NV, NVP, 1>(t)
+                        }
+                    }
+                    6 => {
+                        if const { MR > 6 } {
+                            tile::<V, E, 6, NV, NVP, 1>(t)
+                        }
+                    }
+                    _ => {
+                        if const { MR > 7 } {
+                            tile::<V, E, 7, NV, NVP, 1>(t)
+                        }
+                    }
+                }
             }
         }
         r0 += rows;
