@@ -59,7 +59,8 @@ const ALL_RNN: [&str; 7] = [
 const MAX_ELEMS: usize = 1 << 30;
 
 const USAGE: &str = "\
-usage: bench_table [--threads LIST] [--modes LIST] [--target-s SEC] [--replan] WORKLOAD...
+usage: bench_table [--threads LIST] [--modes LIST] [--target-s SEC] [--replan]
+                   [--weight-scale S] WORKLOAD...
        bench_table --list
 
   WORKLOAD      rnn_hH_bB_tT or rnn_hH_bB_tT_iI (I defaults to H), e.g. rnn_h512_b16_t50;
@@ -68,6 +69,8 @@ usage: bench_table [--threads LIST] [--modes LIST] [--target-s SEC] [--replan] W
   --modes       comma-separated subset of infer,train (default infer,train)
   --target-s    seconds of timed samples per line (default $ANCHOR_TARGET_S or 1.0)
   --replan      train: rebuild the layer from the weights inside every step
+  --weight-scale  multiply W_ih, W_hh and the biases by S (default 1); e.g. 1e-3 makes the
+                BPTT carry decay into the subnormal range within a few steps
   --list        print the workloads of `all`
 
 stdout: `rnn-kernels WORKLOAD MODE THREADS median_ms min_ms gflops`
@@ -95,6 +98,7 @@ struct Options {
     train: bool,
     target_s: f64,
     replan: bool,
+    weight_scale: f32,
     workloads: Vec<Workload>,
 }
 
@@ -210,6 +214,7 @@ fn parse_args(args: &[String]) -> Result<Option<Options>, UsageError> {
         Err(_) => 1.0,
     };
     let mut replan = false;
+    let mut weight_scale = 1.0f32;
     let mut ids: Vec<String> = Vec::new();
     let mut it = args.iter();
     while let Some(a) = it.next() {
@@ -247,6 +252,17 @@ fn parse_args(args: &[String]) -> Result<Option<Options>, UsageError> {
             }
             "--target-s" => target_s = parse_target(&value("--target-s")?, "--target-s")?,
             "--replan" => replan = true,
+            "--weight-scale" => {
+                let v = value("--weight-scale")?;
+                weight_scale = match v.parse::<f32>() {
+                    Ok(x) if x.is_finite() && x > 0.0 => x,
+                    _ => {
+                        return Err(UsageError(format!(
+                            "bad --weight-scale `{v}`: a positive finite number"
+                        )));
+                    }
+                };
+            }
             s if s.starts_with('-') => return Err(UsageError(format!("unknown option `{s}`"))),
             s => ids.push(s.to_string()),
         }
@@ -277,6 +293,7 @@ fn parse_args(args: &[String]) -> Result<Option<Options>, UsageError> {
         train,
         target_s,
         replan,
+        weight_scale,
         workloads,
     }))
 }
@@ -431,7 +448,7 @@ impl TrainBuffers {
 fn run_workload(opts: &Options, w: &Workload, threads: usize) -> rnn_kernels::Result<bool> {
     let (h, b, t, i) = (w.h, w.b, w.t, w.i);
     let mut rng = StdRng::seed_from_u64(12345);
-    let k = 1.0 / (h as f32).sqrt();
+    let k = opts.weight_scale / (h as f32).sqrt();
     let w_ih = uniform(&mut rng, h * i, -k, k);
     let w_hh = uniform(&mut rng, h * h, -k, k);
     let b_ih = uniform(&mut rng, h, -k, k);
@@ -451,11 +468,12 @@ fn run_workload(opts: &Options, w: &Workload, threads: usize) -> rnn_kernels::Re
     };
     let rnn = Rnn::new(Activation::Tanh, dims, weights)?;
     eprintln!(
-        "# impl {ENGINE} {} isa={:?} rayon_threads={} replan={}",
+        "# impl {ENGINE} {} isa={:?} rayon_threads={} replan={} weight_scale={}",
         w.id,
         rnn.isa(),
         rayon::current_num_threads(),
-        opts.replan
+        opts.replan,
+        opts.weight_scale
     );
     let seq = Sequences::new(t, b);
     let f = w.fwd_flops();
