@@ -46,57 +46,72 @@ macro_rules! impl_simd {
             // the lanes accessed (trait contract); masked-off lanes are never accessed.
             #[inline(always)]
             unsafe fn zero() -> Self {
+                // SAFETY: avx512f present (trait contract); registers only, no memory access.
                 $t(unsafe { $setzero() })
             }
             #[inline(always)]
             unsafe fn splat(x: $e) -> Self {
+                // SAFETY: avx512f present (trait contract); registers only, no memory access.
                 $t(unsafe { $set1(x) })
             }
             #[inline(always)]
             unsafe fn load(p: *const $e) -> Self {
+                // SAFETY: avx512f present; `p` valid for LANES elements (trait contract).
                 $t(unsafe { $loadu(p) })
             }
             #[inline(always)]
             unsafe fn load_part(p: *const $e, n: usize) -> Self {
                 let m = ((1u32 << n) - 1) as $mask;
+                // SAFETY: avx512f present; `p` valid for the first `n` lanes (trait
+                // contract); masked-off lanes are not accessed.
                 $t(unsafe { $maskz_loadu(m, p) })
             }
             #[inline(always)]
             unsafe fn store(self, p: *mut $e) {
+                // SAFETY: avx512f present; `p` valid for LANES elements (trait contract).
                 unsafe { $storeu(p, self.0) }
             }
             #[inline(always)]
             unsafe fn store_part(self, p: *mut $e, n: usize) {
                 let m = ((1u32 << n) - 1) as $mask;
+                // SAFETY: avx512f present; `p` valid for the first `n` lanes (trait
+                // contract); masked-off lanes are not accessed.
                 unsafe { $mask_storeu(p, m, self.0) }
             }
             #[inline(always)]
             unsafe fn fma(self, b: Self, c: Self) -> Self {
+                // SAFETY: avx512f present (trait contract); registers only, no memory access.
                 $t(unsafe { $fmadd(self.0, b.0, c.0) })
             }
             #[inline(always)]
             unsafe fn add(self, b: Self) -> Self {
+                // SAFETY: avx512f present (trait contract); registers only, no memory access.
                 $t(unsafe { $add(self.0, b.0) })
             }
             #[inline(always)]
             unsafe fn mul(self, b: Self) -> Self {
+                // SAFETY: avx512f present (trait contract); registers only, no memory access.
                 $t(unsafe { $mul(self.0, b.0) })
             }
             #[inline(always)]
             unsafe fn tanh(self) -> Self {
+                // SAFETY: avx512f present (trait contract); registers only, no memory access.
                 $t(unsafe { $tanh(self.0) })
             }
             #[inline(always)]
             unsafe fn relu(self) -> Self {
                 // max(0, x) returns its second operand when either is NaN: NaN propagates.
+                // SAFETY: avx512f present (trait contract); registers only, no memory access.
                 $t(unsafe { $max($setzero(), self.0) })
             }
             #[inline(always)]
             unsafe fn tanh_deriv(self) -> Self {
+                // SAFETY: avx512f present (trait contract); registers only, no memory access.
                 $t(unsafe { $fnmadd(self.0, self.0, $set1(1.0)) })
             }
             #[inline(always)]
             unsafe fn relu_deriv(self) -> Self {
+                // SAFETY: avx512f present (trait contract); registers only, no memory access.
                 $t(unsafe {
                     let gt = $cmp_mask::<_CMP_GT_OQ>(self.0, $setzero());
                     $maskz_mov(gt, $set1(1.0))

@@ -9,9 +9,10 @@
 //! columns runs a tile of only the vectors it needs. Small row counts (the `B = 1`
 //! matrix-vector step) split `K` into `KS` interleaved partial sums (`KS = 4` for one row, 8
 //! for one row of a single vector, 2 for two rows), so at least 8 FMA chains are independent
-//! and the loop is not bound by the FMA latency. The tile is then handed, one vector at a time, to an [`Epilogue`], which
-//! fuses what the RNN does with the product: the forward step `c = act(c + acc)`, the BPTT
-//! step `d = (g + acc) * act'(h)`, or a plain store / accumulate. Column remainders use
+//! and the loop is not bound by the FMA latency. The tile is then handed, one vector at a
+//! time, to an [`Epilogue`], which fuses what the RNN does with the product: the forward step
+//! `c = act(c + acc)`, the BPTT step `d = (g + acc) * act'(h)`, or a plain store /
+//! accumulate. Column remainders use
 //! partial (masked) loads and stores, so nothing outside `C`'s `n` columns is touched.
 //!
 //! The body is written once, generic over a register type ([`Simd`]), and instantiated per
@@ -620,7 +621,7 @@ pub fn gemm_packed<F: Float>(
 const MC: usize = 32;
 
 /// A raw address shared with the threads of a time loop, which write disjoint parts of it
-/// (their own panels' columns) between barriers.
+/// (their own panels' columns) within a step (steps are ordered by [`StepLoop::run`]).
 #[derive(Clone, Copy, Debug)]
 pub struct SharedMut<F>(pub *mut F);
 
@@ -633,7 +634,7 @@ impl<F> SharedMut<F> {
 }
 
 // SAFETY: the wrapper only moves an address between threads; every access through it is an
-// `unsafe` kernel call whose contract requires disjoint columns per thread between barriers.
+// `unsafe` kernel call whose contract requires disjoint columns per thread within a step.
 unsafe impl<F: Send> Send for SharedMut<F> {}
 // SAFETY: as for `Send`.
 unsafe impl<F: Send> Sync for SharedMut<F> {}

@@ -267,8 +267,9 @@ impl<F: Float> Rnn<F> {
                     false,
                 );
                 // SAFETY: the plan's isa is supported (checked when it was set); A is block 0
-                // of `d_pre`, complete (the loop's barrier); `d_h0` is `[B, H]` (asserted)
-                // and exists (calls = steps + 1 only then); columns are this thread's panels.
+                // of `d_pre`, complete (steps are ordered by the step loop); `d_h0` is
+                // `[B, H]` (asserted) and exists (calls = steps + 1 only then); columns are
+                // this thread's panels.
                 unsafe { store_kernel(&ops, &epi, panels) };
                 return;
             }
@@ -289,10 +290,10 @@ impl<F: Float> Rnn<F> {
                 steps,
             };
             // SAFETY: the plan's isa is supported (checked when it was set); A is block t + 1
-            // of `d_pre` (t + 1 < T, complete: the loop's barrier) or not read (K = 0 at
-            // t = T - 1); the epilogue reads block t of `output`/`grad_output` and `grad_h_n`
-            // and writes block t of `d_pre` (lengths asserted above), only in this thread's
-            // panels' columns; blocks t and t + 1 are disjoint.
+            // of `d_pre` (t + 1 < T, complete: steps are ordered by the step loop) or not
+            // read (K = 0 at t = T - 1); the epilogue reads block t of `output`/`grad_output`
+            // and `grad_h_n` and writes block t of `d_pre` (lengths asserted above), only in
+            // this thread's panels' columns; blocks t and t + 1 are disjoint.
             unsafe { step_kernel(&ops, &epi, panels) }
         });
     }

@@ -194,7 +194,8 @@ impl<F: Float> Rnn<F> {
             // `[B, H]` block of `states` (k > 0) or `first_prev` (length asserted above) or
             // not read (K = 0); the epilogue writes block k < len of `states` and rows of
             // `capture` (`[B, H]`, asserted), only in this thread's panels' columns; the step
-            // loop separates the steps by a barrier, so block k - 1 is complete.
+            // loop starts step k only after every chunk of step k - 1 returned
+            // (`StepLoop::run`), so block k - 1 is complete.
             unsafe { kernel(&ops, &epi, panels) }
         });
     }
