@@ -156,12 +156,6 @@ impl<F: Float> PackedB<F> {
         PackedB { buf, off, k, n, nr }
     }
 
-    /// Columns of `B`.
-    #[allow(dead_code)]
-    pub fn n(&self) -> usize {
-        self.n
-    }
-
     /// Panel width.
     pub fn nr(&self) -> usize {
         self.nr
@@ -266,7 +260,7 @@ pub struct Operands<F> {
     pub bp: *const F,
     /// Elements from one panel to the next (the packed `K * nr`).
     pub pstride: usize,
-    /// Columns of `C` (`bp.n()`).
+    /// Columns of `C` (the packed `B`'s `n`).
     pub n: usize,
     /// Panel width (`bp.nr()`).
     pub nr: usize,

@@ -51,12 +51,6 @@ impl StepLoop {
         }
     }
 
-    /// Threads the loop will use.
-    #[allow(dead_code)]
-    pub fn threads(&self) -> usize {
-        self.threads
-    }
-
     /// Runs `step(s, panel_range)` for `s` in `0..steps`, covering `0..panels` at every step;
     /// every call of step `s` returns before any call of step `s + 1` starts. Subnormals are
     /// flushed to zero on every participating thread for the duration (see
