@@ -329,3 +329,64 @@ fn step_loop_propagates_a_panic_instead_of_hanging() {
     }));
     assert!(result.is_err());
 }
+
+#[test]
+fn transpose_into_matches_index_swap() {
+    for &(rows, cols) in &[(1, 1), (1, 17), (17, 1), (16, 16), (33, 47)] {
+        let src: Vec<f32> = (0..rows * cols).map(|i| i as f32).collect();
+        let mut dst = vec![-1.0f32; rows * cols + 2];
+        transpose_into(&src, rows, cols, &mut dst);
+        for r in 0..rows {
+            for c in 0..cols {
+                assert_eq!(
+                    dst[c * rows + r],
+                    src[r * cols + c],
+                    "{rows}x{cols} at {r},{c}"
+                );
+            }
+        }
+        assert_eq!(dst[rows * cols..], [-1.0, -1.0], "wrote past rows * cols");
+    }
+}
+
+/// `gemm_packed` splits rows or panels across threads, whichever balances better: both must
+/// give the loops' product and the single-threaded bits. (650, 64, 520) splits rows on 2
+/// threads (21 chunks: 11 against 10; panels would be 6 against 5), (97, 300, 1000) panels.
+#[test]
+fn gemm_packed_is_bitwise_identical_for_any_thread_count() {
+    fn run<F: Float>(isa: Isa, m: usize, k: usize, n: usize, threads: usize) -> Vec<F> {
+        let mut seed = 11;
+        let a: Vec<F> = (0..m * k).map(|_| F::from_f64(lcg(&mut seed))).collect();
+        let b: Vec<F> = (0..k * n).map(|_| F::from_f64(lcg(&mut seed))).collect();
+        let bp = PackedB::new(isa, k, n, |kk, j| b[kk * n + j]);
+        let mut c = vec![F::ZERO; m * n];
+        let pool = rayon::ThreadPoolBuilder::new()
+            .num_threads(threads)
+            .build()
+            .unwrap();
+        pool.install(|| gemm_packed(isa, &a, (k, 1), m, bp.view(), &mut c, n, false));
+        c
+    }
+    for isa in Isa::available() {
+        for (m, k, n) in [(650, 64, 520), (97, 300, 1000)] {
+            let one = run::<f32>(isa, m, k, n, 1);
+            for threads in [2, 3] {
+                assert!(
+                    run::<f32>(isa, m, k, n, threads) == one,
+                    "{isa:?} f32 {m}x{k}x{n}"
+                );
+            }
+            let one = run::<f64>(isa, m, k, n, 1);
+            assert!(
+                run::<f64>(isa, m, k, n, 2) == one,
+                "{isa:?} f64 {m}x{k}x{n}"
+            );
+        }
+        // And the row split's product itself, on a 2-thread pool.
+        let pool = rayon::ThreadPoolBuilder::new()
+            .num_threads(2)
+            .build()
+            .unwrap();
+        pool.install(|| check_store::<f32>(isa, 650, 64, 520, true));
+    }
+}

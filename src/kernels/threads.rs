@@ -43,6 +43,11 @@ impl StepLoop {
         StepLoop { threads }
     }
 
+    /// Participants the loop runs on.
+    pub fn threads(&self) -> usize {
+        self.threads
+    }
+
     /// A loop on exactly `threads` participants (at least 1), whatever the pool holds.
     #[cfg(test)]
     pub(crate) fn with_threads(threads: usize) -> Self {

@@ -39,9 +39,9 @@ impl<F: Float> Rnn<F> {
     /// `grad_output` beyond a sequence's length is ignored. See [`RnnGrads`] for where each
     /// gradient goes.
     ///
-    /// Workspace: `T*B*H + B*H` elements, plus, when `d_w_ih` or `d_w_hh` is wanted, room for
-    /// `input` or the previous states packed for the kernels (`T*B` rows of `max(H, I)` rounded
-    /// up to the panel width). Padded rows of `input` are packed as zeros, so whatever the
+    /// Workspace: `T*B*H + B*H` elements, plus, when `d_w_ih` or `d_w_hh` is wanted, `T*B*H`
+    /// for `dA` transposed and room for `input` or the previous states packed for the kernels
+    /// (`T*B` rows of `max(H, I)` rounded up to the panel width). Padded rows of `input` are packed as zeros, so whatever the
     /// padding holds, even NaN, never reaches the weight gradient.
     #[allow(clippy::too_many_arguments)]
     pub fn backward(
@@ -112,14 +112,19 @@ impl<F: Float> Rnn<F> {
 
         let isa = self.isa;
         let rows = steps * batch;
-        let pack_len = if d_w_ih.is_some() || d_w_hh.is_some() {
-            kernels::packed_len::<F>(isa, rows, hidden.max(input_size))
+        let weights = d_w_ih.is_some() || d_w_hh.is_some();
+        let (dt_len, pack_len) = if weights {
+            (
+                seq_len,
+                kernels::packed_len::<F>(isa, rows, hidden.max(input_size)),
+            )
         } else {
-            0
+            (0, 0)
         };
-        let ws = workspace.take(seq_len + state_len + pack_len);
+        let ws = workspace.take(seq_len + state_len + dt_len + pack_len);
         let (d_pre, ws) = ws.split_at_mut(seq_len);
-        let (carry, pack_buf) = ws.split_at_mut(state_len);
+        let (carry, ws) = ws.split_at_mut(state_len);
+        let (d_pre_t, pack_buf) = ws.split_at_mut(dt_len);
 
         // The sequential sweep: dA_t = (dh_t + dA_(t+1) W_hh) * act'(h_t), fused per step.
         match self.activation {
@@ -151,8 +156,12 @@ impl<F: Float> Rnn<F> {
                 }
             }
         }
-        // The weight gradients: dA^T (a strided view of d_pre: row i is column i) times the
-        // right operand packed into the workspace.
+        // The weight gradients: dA^T (`d_pre` transposed once, so its rows are contiguous)
+        // times the right operand packed into the workspace.
+        if weights {
+            kernels::transpose_into(d_pre, rows, hidden, d_pre_t);
+        }
+        let d_pre_t = &*d_pre_t;
         if let Some(d_w_ih) = d_w_ih {
             // Padded rows are packed as zeros, so whatever the padding holds never arrives.
             let x = kernels::pack_into(
@@ -165,7 +174,7 @@ impl<F: Float> Rnn<F> {
                 },
                 pack_buf,
             );
-            kernels::gemm_packed(isa, d_pre, (1, hidden), hidden, x, d_w_ih, input_size, true);
+            kernels::gemm_packed(isa, d_pre_t, (rows, 1), hidden, x, d_w_ih, input_size, true);
         }
         if let Some(d_w_hh) = d_w_hh {
             // h_(t-1) is h0 (when given) for t = 0, output[t-1] after: one product over the
@@ -183,8 +192,8 @@ impl<F: Float> Rnn<F> {
                     })
                 };
                 let hp = kernels::pack_into(isa, k, hidden, prev, pack_buf);
-                let a = &d_pre[skip * hidden..];
-                kernels::gemm_packed(isa, a, (1, hidden), hidden, hp, d_w_hh, hidden, true);
+                let a = &d_pre_t[skip..];
+                kernels::gemm_packed(isa, a, (rows, 1), hidden, hp, d_w_hh, hidden, true);
             }
         }
         if d_b_ih.is_some() || d_b_hh.is_some() {
