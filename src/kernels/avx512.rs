@@ -1,6 +1,14 @@
-//! AVX-512F path: `MR = 8` rows x `NV = 3` zmm (48 `f32` / 24 `f64` columns) per register
-//! tile (24 accumulators, 3 B loads and 8 embedded broadcasts per `k`), masked loads and
+//! AVX-512F path: `MR = 8` rows x `NV = 2` zmm (32 `f32` / 16 `f64` columns) per register
+//! tile (16 accumulators, 2 B loads and 8 embedded broadcasts per `k`), masked loads and
 //! stores for column remainders, tanh from `vecmath`'s register form.
+//!
+//! Why 8 x 32 and not 8 x 48 (24 accumulators, which this path used first): in the
+//! `kernel_speed` probe both run at the same speed (512x3200x512: 114.8 against 112.9
+//! GFLOP/s, 1760x800x1760: 113.1 against 110.0, FMA probe 117), and the narrower panels
+//! divide the common hidden sizes: `H = 64` is two full panels instead of one and a third, and
+//! `H = 512` splits 16 panels 8 against 8 between two threads instead of 17 against 15 vectors.
+//! Measured with `bench_table`, two interleaved passes: `rnn_h64_b1_t96` 6-7 % faster,
+//! `rnn_h512_b16_t50` with 2 threads 4-5 % faster, 1-thread large workloads within 1-2 %.
 
 use std::arch::x86_64::*;
 use std::ops::Range;
@@ -10,7 +18,7 @@ use crate::float::Float;
 use crate::vecmath::avx512::{tanh_avx512_pd, tanh_avx512_ps};
 
 /// Vectors per panel.
-pub const NV: usize = 3;
+pub const NV: usize = 2;
 /// Rows per register tile.
 const MR: usize = 8;
 

@@ -401,7 +401,7 @@ pub fn select<F: Float, E: Epilogue<F>>(isa: Isa) -> KernelFn<F, E> {
 /// The generic body of every path: panels `panels`, all rows, row blocks of up to `MR`.
 ///
 /// A panel with fewer than `NV` vectors of real columns (the last one, when the panel width
-/// does not divide `n`: `H = 32` in a 48-wide panel, the 16 columns past 48 of `H = 64`) runs
+/// does not divide `n`: `H = 16` in a 32-wide panel, the 16 columns past 32 of `H = 48`) runs
 /// a tile of only the vectors it needs, so padding costs no arithmetic and no loads.
 ///
 /// # Safety
@@ -668,8 +668,8 @@ pub fn gemm_packed<F: Float>(
     let by_rows = busiest(chunks, MC, m) as f64 / m as f64;
     let by_cols = busiest(panels, bp.nr, bp.n) as f64 / bp.n as f64;
     if t > 1 && by_rows < by_cols {
-        // Threads own whole `MC`-row chunks and every panel (T * B = 800 rows: 13 against
-        // 12 chunks, where H = 512 in 48-column panels splits 17 against 15 vectors).
+        // Threads own whole `MC`-row chunks and every panel (T * B = 3200 rows: 50 against
+        // 50 chunks, where H = 1760 in 32-column panels splits 28 against 27 panels).
         threads.run(1, chunks, |_, ch| {
             run(ch.start * MC..(ch.end * MC).min(m), 0..panels);
         });
