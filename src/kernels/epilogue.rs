@@ -35,24 +35,50 @@ fn mode_of(lengths: Option<&[usize]>, t: usize, r: usize) -> RowMode {
     }
 }
 
-/// `C = acc` or `C += acc` (`C[m, n]`, leading dimension `ldc`).
+/// `C = acc + addend` (`C[m, n]`, leading dimension `ldc`; see [`Addend`]).
 #[derive(Debug)]
 pub struct Store<F> {
     c: *mut F,
     ldc: usize,
-    accumulate: bool,
+    /// What is added to the product: null (nothing), or row `r`, column `j` at
+    /// `add + r * add_ld + j` (`C` itself to accumulate; a row vector with `add_ld = 0`).
+    add: *const F,
+    add_ld: usize,
 }
 
 impl<F> Store<F> {
-    /// Stores into `c` (row `r`, column `j` at `c + r * ldc + j`).
-    pub fn new(c: *mut F, ldc: usize, accumulate: bool) -> Self {
-        Store { c, ldc, accumulate }
+    /// Stores `acc + addend` into `c` (row `r`, column `j` at `c + r * ldc + j`).
+    pub fn new(c: *mut F, ldc: usize, addend: Addend<'_, F>) -> Self {
+        let (add, add_ld) = match addend {
+            Addend::Zero => (std::ptr::null(), 0),
+            Addend::C => (c.cast_const(), ldc),
+            Addend::Row(row) => (row.as_ptr(), 0),
+        };
+        Store {
+            c,
+            ldc,
+            add,
+            add_ld,
+        }
     }
+}
+
+/// What [`Store`] (and [`super::gemm_packed`]) adds to the product before storing it.
+#[derive(Clone, Copy, Debug)]
+pub enum Addend<'a, F> {
+    /// Nothing: `C = A B`.
+    Zero,
+    /// `C` itself: `C += A B`.
+    C,
+    /// The same row vector (at least `n` long) to every row: `C[i] = A B[i] + row` (the
+    /// forward projection's biases, added where the product leaves the registers instead of
+    /// in a pass over `C` beforehand).
+    Row(&'a [F]),
 }
 
 // SAFETY: the epilogue only writes through `c` at the rows and columns the kernel hands it;
 // concurrent kernels get disjoint column ranges (the `KernelFn` contract), so sharing the
-// address between threads creates no data race.
+// address between threads creates no data race; `add` is only read.
 unsafe impl<F: Send> Sync for Store<F> {}
 
 impl<F: Float> Epilogue<F> for Store<F> {
@@ -70,21 +96,24 @@ impl<F: Float> Epilogue<F> for Store<F> {
         acc: V,
         lanes: usize,
     ) {
-        // SAFETY: (r, col..col + lanes) is inside C (trait contract), so is the address.
+        // SAFETY: (r, col..col + lanes) is inside C (trait contract), so is the address; the
+        // addend is C itself or a row of at least `n` elements (`Addend::Row`'s contract,
+        // checked by `gemm_packed`).
         unsafe {
             let p = self.c.add(r * self.ldc + col);
+            let q = self.add.wrapping_add(r * self.add_ld + col);
             if lanes == V::LANES {
-                let v = if self.accumulate {
-                    V::load(p).add(acc)
-                } else {
+                let v = if self.add.is_null() {
                     acc
+                } else {
+                    V::load(q).add(acc)
                 };
                 v.store(p);
             } else {
-                let v = if self.accumulate {
-                    V::load_part(p, lanes).add(acc)
-                } else {
+                let v = if self.add.is_null() {
                     acc
+                } else {
+                    V::load_part(q, lanes).add(acc)
                 };
                 v.store_part(p, lanes);
             }

@@ -34,7 +34,7 @@ use std::ops::Range;
 use crate::float::Float;
 use crate::isa::Isa;
 
-pub use epilogue::{BwdStep, FwdStep, RowMode, Store};
+pub use epilogue::{Addend, BwdStep, FwdStep, RowMode, Store};
 pub use threads::StepLoop;
 
 /// A SIMD register of `LANES` elements of one instruction-set path.
@@ -605,7 +605,7 @@ unsafe fn tile<V, E, const R: usize, const NV: usize, const NVP: usize, const KS
     }
 }
 
-/// `C = A B` (or `C += A B`) with bounds checked once: the safe entry point for the hoisted,
+/// `C = A B + addend` (see [`Addend`]) with bounds checked once: the safe entry point for the hoisted,
 /// non-recurrent products. `A[i][k]` is at `a[i * rsa + k * csa]`; `c` is `[m, n]` with
 /// leading dimension `ldc`. Large products split
 /// their panels across the caller's rayon threads (bitwise identical for any thread count).
@@ -618,9 +618,12 @@ pub fn gemm_packed<F: Float>(
     bp: PackedRef<'_, F>,
     c: &mut [F],
     ldc: usize,
-    accumulate: bool,
+    addend: Addend<'_, F>,
 ) {
     assert!(isa.is_supported(), "kernel bug: unsupported isa");
+    if let Addend::Row(row) = addend {
+        assert!(row.len() >= bp.n, "kernel bug: addend row too short");
+    }
     assert_eq!(
         bp.nr,
         panel_width::<F>(isa),
@@ -646,7 +649,8 @@ pub fn gemm_packed<F: Float>(
     let run = |rows: Range<usize>, panels: Range<usize>| {
         for r0 in rows.step_by(MC) {
             let mc = MC.min(m - r0);
-            let epi = Store::new(c.get().wrapping_add(r0 * ldc), ldc, accumulate);
+            let c = c.get().wrapping_add(r0 * ldc);
+            let epi = Store::new(c, ldc, addend);
             // SAFETY: `isa` is supported (asserted); A's and C's extents were asserted above
             // and in `Operands::strided`: rows `r0..r0 + mc` < m of A and C; `bp` was packed
             // with this path's panel width (asserted); threads own disjoint rows or disjoint

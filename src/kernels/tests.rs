@@ -11,15 +11,26 @@ fn lcg(seed: &mut u64) -> f64 {
     ((*seed >> 11) as f64 / (1u64 << 53) as f64) * 2.0 - 1.0
 }
 
-fn check_store<F: Float>(isa: Isa, m: usize, k: usize, n: usize, accumulate: bool) {
+/// What [`check_store`] asks `gemm_packed` to add, by number (any other: a row vector), so
+/// loops can cycle through the three.
+const ZERO: usize = 0;
+const ACCUMULATE: usize = 1;
+
+fn check_store<F: Float>(isa: Isa, m: usize, k: usize, n: usize, add: usize) {
     let mut seed = (m * 1000 + k * 10 + n) as u64;
     let (lda, ldc) = (k + 3, n + 5);
     let a: Vec<F> = (0..m * lda).map(|_| F::from_f64(lcg(&mut seed))).collect();
     let b: Vec<F> = (0..k * n).map(|_| F::from_f64(lcg(&mut seed))).collect();
     let c0: Vec<F> = (0..m * ldc).map(|_| F::from_f64(lcg(&mut seed))).collect();
+    let row: Vec<F> = (0..n).map(|_| F::from_f64(lcg(&mut seed))).collect();
     let bp = PackedB::new(isa, k, n, |kk, j| b[kk * n + j]);
     let mut c = c0.clone();
-    gemm_packed(isa, &a, (lda, 1), m, bp.view(), &mut c, ldc, accumulate);
+    let addend = match add {
+        ZERO => Addend::Zero,
+        ACCUMULATE => Addend::C,
+        _ => Addend::Row(&row),
+    };
+    gemm_packed(isa, &a, (lda, 1), m, bp.view(), &mut c, ldc, addend);
     for i in 0..m {
         for j in 0..ldc {
             let got = c[i * ldc + j].to_f64();
@@ -27,10 +38,10 @@ fn check_store<F: Float>(isa: Isa, m: usize, k: usize, n: usize, accumulate: boo
                 assert_eq!(got, c0[i * ldc + j].to_f64(), "wrote outside C");
                 continue;
             }
-            let mut want = if accumulate {
-                c0[i * ldc + j].to_f64()
-            } else {
-                0.0
+            let mut want = match add {
+                ZERO => 0.0,
+                ACCUMULATE => c0[i * ldc + j].to_f64(),
+                _ => row[j].to_f64(),
             };
             let mut mag = want.abs();
             for kk in 0..k {
@@ -41,7 +52,7 @@ fn check_store<F: Float>(isa: Isa, m: usize, k: usize, n: usize, accumulate: boo
             let tol = 2.0 * (k + 2) as f64 * F::EPSILON.to_f64() * mag.max(1e-30);
             assert!(
                 (got - want).abs() <= tol,
-                "{isa:?} m={m} k={k} n={n} acc={accumulate}: c[{i}][{j}] = {got} vs {want}"
+                "{isa:?} m={m} k={k} n={n} add={add}: c[{i}][{j}] = {got} vs {want}"
             );
         }
     }
@@ -70,10 +81,10 @@ fn packed_gemm_matches_loops_on_every_path() {
         for &m in &[1, 2, 3, 5, 8, 9, 17] {
             for &k in &[1, 2, 7, 16, 33] {
                 for &n in &sizes(panel_width::<f32>(isa)) {
-                    check_store::<f32>(isa, m, k, n, m % 2 == 0);
+                    check_store::<f32>(isa, m, k, n, m % 3);
                 }
                 for &n in &sizes(panel_width::<f64>(isa)) {
-                    check_store::<f64>(isa, m, k, n, m % 2 == 1);
+                    check_store::<f64>(isa, m, k, n, (m + 1) % 3);
                 }
             }
         }
@@ -159,7 +170,16 @@ fn kernel_speed_1t() {
         for _ in 0..5 {
             let t = std::time::Instant::now();
             for _ in 0..reps {
-                gemm_packed(Isa::Avx512, &a, (k, 1), m, bp.view(), &mut c, n, false);
+                gemm_packed(
+                    Isa::Avx512,
+                    &a,
+                    (k, 1),
+                    m,
+                    bp.view(),
+                    &mut c,
+                    n,
+                    Addend::Zero,
+                );
             }
             best = best.min(t.elapsed().as_secs_f64() / reps as f64);
         }
@@ -185,7 +205,7 @@ fn kernel_speed_1t() {
         for _ in 0..3 {
             let t = std::time::Instant::now();
             for _ in 0..reps {
-                gemm_packed(Isa::Avx512, &a, (1, m), m, bp.view(), &mut c, n, true);
+                gemm_packed(Isa::Avx512, &a, (1, m), m, bp.view(), &mut c, n, Addend::C);
             }
             best_t = best_t.min(t.elapsed().as_secs_f64() / reps as f64);
         }
@@ -232,7 +252,7 @@ fn strided_a_and_workspace_packing_match_loops() {
                 &mut buf,
             );
             let mut c = vec![1.0; m * n];
-            gemm_packed(isa, &at, (1, lda_t), m, bp, &mut c, n, true);
+            gemm_packed(isa, &at, (1, lda_t), m, bp, &mut c, n, Addend::C);
             for i in 0..m {
                 for j in 0..n {
                     let want = 1.0
@@ -364,7 +384,7 @@ fn gemm_packed_is_bitwise_identical_for_any_thread_count() {
             .num_threads(threads)
             .build()
             .unwrap();
-        pool.install(|| gemm_packed(isa, &a, (k, 1), m, bp.view(), &mut c, n, false));
+        pool.install(|| gemm_packed(isa, &a, (k, 1), m, bp.view(), &mut c, n, Addend::Zero));
         c
     }
     for isa in Isa::available() {
@@ -387,6 +407,6 @@ fn gemm_packed_is_bitwise_identical_for_any_thread_count() {
             .num_threads(2)
             .build()
             .unwrap();
-        pool.install(|| check_store::<f32>(isa, 650, 64, 520, true));
+        pool.install(|| check_store::<f32>(isa, 650, 64, 520, ACCUMULATE));
     }
 }

@@ -4,7 +4,7 @@
 use super::{Activation, Rnn};
 use crate::error::{Error, Result};
 use crate::float::Float;
-use crate::kernels::{self, BwdStep, Operands, SharedMut, StepLoop, Store};
+use crate::kernels::{self, Addend, BwdStep, Operands, SharedMut, StepLoop, Store};
 use crate::sequences::{Sequences, check_len};
 use crate::workspace::Workspace;
 
@@ -145,7 +145,7 @@ impl<F: Float> Rnn<F> {
                 self.packed_ih.view(),
                 d_input,
                 input_size,
-                false,
+                Addend::Zero,
             );
             // Exactly zero beyond each length, whatever the weights hold.
             if seq.lengths.is_some() {
@@ -174,7 +174,16 @@ impl<F: Float> Rnn<F> {
                 },
                 pack_buf,
             );
-            kernels::gemm_packed(isa, d_pre_t, (rows, 1), hidden, x, d_w_ih, input_size, true);
+            kernels::gemm_packed(
+                isa,
+                d_pre_t,
+                (rows, 1),
+                hidden,
+                x,
+                d_w_ih,
+                input_size,
+                Addend::C,
+            );
         }
         if let Some(d_w_hh) = d_w_hh {
             // h_(t-1) is h0 (when given) for t = 0, output[t-1] after: one product over the
@@ -193,7 +202,7 @@ impl<F: Float> Rnn<F> {
                 };
                 let hp = kernels::pack_into(isa, k, hidden, prev, pack_buf);
                 let a = &d_pre_t[skip..];
-                kernels::gemm_packed(isa, a, (rows, 1), hidden, hp, d_w_hh, hidden, true);
+                kernels::gemm_packed(isa, a, (rows, 1), hidden, hp, d_w_hh, hidden, Addend::C);
             }
         }
         if d_b_ih.is_some() || d_b_hh.is_some() {
@@ -273,7 +282,7 @@ impl<F: Float> Rnn<F> {
                 let epi = Store::new(
                     d_h0.map_or(std::ptr::null_mut(), |p| p.get()),
                     hidden,
-                    false,
+                    Addend::Zero,
                 );
                 // SAFETY: the plan's isa is supported (checked when it was set); A is block 0
                 // of `d_pre`, complete (steps are ordered by the step loop); `d_h0` is

@@ -3,7 +3,7 @@
 use super::{Activation, Rnn};
 use crate::error::Result;
 use crate::float::Float;
-use crate::kernels::{self, FwdStep, Operands, SharedMut, StepLoop};
+use crate::kernels::{self, Addend, FwdStep, Operands, SharedMut, StepLoop};
 use crate::sequences::{Sequences, check_len};
 use crate::workspace::Workspace;
 
@@ -102,12 +102,11 @@ impl<F: Float> Rnn<F> {
     /// hoisted GEMM of the forward pass.
     fn project(&self, src: &[F], rows: usize, dst: &mut [F]) {
         let (input_size, hidden) = (self.dims.input_size, self.dims.hidden_size);
-        if let Some(bias) = &self.bias {
-            for row in dst.chunks_exact_mut(hidden) {
-                row.copy_from_slice(bias);
-            }
-        }
-        let accumulate = self.bias.is_some();
+        // The biases are added as each tile leaves the registers (no pass over `dst` first).
+        let addend = match &self.bias {
+            Some(bias) => Addend::Row(bias),
+            None => Addend::Zero,
+        };
         kernels::gemm_packed(
             self.isa,
             src,
@@ -116,7 +115,7 @@ impl<F: Float> Rnn<F> {
             self.packed_ih_t.view(),
             dst,
             hidden,
-            accumulate,
+            addend,
         );
     }
 
