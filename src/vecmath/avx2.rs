@@ -42,6 +42,7 @@ binop!(F64x4, Div, div, _mm256_div_pd);
 
 impl Lanes for F32x8 {
     type Elem = f32;
+    const FUSED: bool = true;
     type Mask = __m256;
     #[inline(always)]
     fn splat(self, c: f32) -> Self {
@@ -90,6 +91,7 @@ impl Lanes for F32x8 {
 
 impl Lanes for F64x4 {
     type Elem = f64;
+    const FUSED: bool = true;
     type Mask = __m256d;
     #[inline(always)]
     fn splat(self, c: f64) -> Self {

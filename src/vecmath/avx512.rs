@@ -41,6 +41,7 @@ binop!(F64x8, Div, div, _mm512_div_pd);
 
 impl Lanes for F32x16 {
     type Elem = f32;
+    const FUSED: bool = true;
     type Mask = __mmask16;
     #[inline(always)]
     fn splat(self, c: f32) -> Self {
@@ -95,6 +96,7 @@ impl Lanes for F32x16 {
 
 impl Lanes for F64x8 {
     type Elem = f64;
+    const FUSED: bool = true;
     type Mask = __mmask8;
     #[inline(always)]
     fn splat(self, c: f64) -> Self {

@@ -65,12 +65,20 @@ const P_F64: [f64; 10] = [
 /// `|x| <= 150` or so; NaN in gives NaN in the first part.
 #[inline(always)]
 pub(crate) fn exp_reduced_f32<V: Lanes<Elem = f32>>(x: V) -> (V, V) {
+    let (em1, t) = expm1_reduced_f32(x);
+    (em1 + x.splat(1.0), t)
+}
+
+/// As [`exp_reduced_f32`] but returns `exp(r) - 1 = r + r²·P(r)`, accurate relative to itself
+/// (no cancellation: it is never formed from `exp(r)`).
+#[inline(always)]
+pub(crate) fn expm1_reduced_f32<V: Lanes<Elem = f32>>(x: V) -> (V, V) {
     let t = x.mul_add(x.splat(std::f32::consts::LOG2_E), x.splat(MAGIC_F32));
     let k = t - x.splat(MAGIC_F32);
     let r = k.mul_add(x.splat(-LN2_HI_F32), x);
     let r = k.mul_add(x.splat(-LN2_LO_F32), r);
     let p = horner(r, &P_F32);
-    ((r * r).mul_add(p, r) + x.splat(1.0), t)
+    ((r * r).mul_add(p, r), t)
 }
 
 /// Reduced `exp` for `f64`, as [`exp_reduced_f32`].

@@ -24,6 +24,8 @@ pub(crate) trait Lanes:
 {
     /// `f32` or `f64`.
     type Elem: Copy;
+    /// Whether [`Lanes::mul_add`] rounds once (a fused multiply-add).
+    const FUSED: bool;
     /// The result of a comparison, as consumed by [`Lanes::select`].
     type Mask: Copy;
     /// A register of the same type with every lane set to `c`.
@@ -70,6 +72,7 @@ pub(crate) fn clamp_keep_nan<V: Lanes>(x: V, lo: V::Elem, hi: V::Elem) -> V {
 
 impl Lanes for f32 {
     type Elem = f32;
+    const FUSED: bool = false;
     type Mask = bool;
     #[inline(always)]
     fn splat(self, c: f32) -> f32 {
@@ -107,6 +110,7 @@ impl Lanes for f32 {
 
 impl Lanes for f64 {
     type Elem = f64;
+    const FUSED: bool = false;
     type Mask = bool;
     #[inline(always)]
     fn splat(self, c: f64) -> f64 {

@@ -41,6 +41,7 @@ binop!(F64x2, Div, div, vdivq_f64);
 
 impl Lanes for F32x4 {
     type Elem = f32;
+    const FUSED: bool = true;
     type Mask = uint32x4_t;
     #[inline(always)]
     fn splat(self, c: f32) -> Self {
@@ -95,6 +96,7 @@ impl Lanes for F32x4 {
 
 impl Lanes for F64x2 {
     type Elem = f64;
+    const FUSED: bool = true;
     type Mask = uint64x2_t;
     #[inline(always)]
     fn splat(self, c: f64) -> Self {

@@ -12,6 +12,7 @@ use super::tanh::{tanh_f32_body, tanh_f64_body, tanh_scalar_f32, tanh_scalar_f64
 
 impl Lanes for f32x8 {
     type Elem = f32;
+    const FUSED: bool = false;
     type Mask = f32x8;
     #[inline(always)]
     fn splat(self, c: f32) -> Self {
@@ -49,6 +50,7 @@ impl Lanes for f32x8 {
 
 impl Lanes for f64x4 {
     type Elem = f64;
+    const FUSED: bool = false;
     type Mask = f64x4;
     #[inline(always)]
     fn splat(self, c: f64) -> Self {
