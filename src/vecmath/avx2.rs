@@ -87,6 +87,21 @@ impl Lanes for F32x8 {
             _mm256_castsi256_ps(_mm256_add_epi32(k, _mm256_set1_epi32(0x3f80_0000)))
         })
     }
+    #[inline(always)]
+    fn pow2_plus1_of_magic(self, _k: Self) -> Self {
+        // SAFETY: avx2 and fma are available: `self` exists (type invariant).
+        Self(unsafe {
+            let k = _mm256_slli_epi32::<23>(_mm256_castps_si256(self.0));
+            _mm256_castsi256_ps(_mm256_add_epi32(k, _mm256_set1_epi32(0x4000_0000)))
+        })
+    }
+    #[inline(always)]
+    fn at_most(self, hi: Self) -> Self {
+        // `vminps hi, self` gives `hi < self ? hi : self`: the second operand when either is
+        // NaN, so a NaN `self` stays.
+        // SAFETY: avx2 and fma are available: `self` exists (type invariant).
+        Self(unsafe { _mm256_min_ps(hi.0, self.0) })
+    }
 }
 
 impl Lanes for F64x4 {

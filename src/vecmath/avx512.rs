@@ -92,6 +92,28 @@ impl Lanes for F32x16 {
             _mm512_castsi512_ps(_mm512_add_epi32(k, _mm512_set1_epi32(0x3f80_0000)))
         })
     }
+    #[inline(always)]
+    fn pow2_plus1_of_magic(self, k: Self) -> Self {
+        // SAFETY: avx512f is available: `self` exists (type invariant).
+        Self(unsafe { _mm512_scalef_ps(_mm512_set1_ps(2.0), k.0) })
+    }
+    #[inline(always)]
+    fn at_most(self, hi: Self) -> Self {
+        // `vminps hi, self` gives `hi < self ? hi : self`: the second operand when either is
+        // NaN, so a NaN `self` stays.
+        // SAFETY: avx512f is available: `self` exists (type invariant).
+        Self(unsafe { _mm512_min_ps(hi.0, self.0) })
+    }
+    #[inline(always)]
+    fn with_sign_of(self, x: Self) -> Self {
+        // SAFETY: avx512f is available: `self` exists (type invariant).
+        Self(unsafe {
+            let (y, x) = (_mm512_castps_si512(self.0), _mm512_castps_si512(x.0));
+            // 0xCA: `mask ? x : y` bit by bit, with the mask the sign bit.
+            let m = _mm512_set1_epi32(i32::MIN);
+            _mm512_castsi512_ps(_mm512_ternarylogic_epi32::<0xCA>(m, x, y))
+        })
+    }
 }
 
 impl Lanes for F64x8 {

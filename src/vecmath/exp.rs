@@ -48,6 +48,14 @@ const P_F32: [f32; 5] = [
     8.363_195e-3,
     1.392_620_4e-3,
 ];
+/// `P_F32[i]·2^(i+1)` (exact scalings): Horner on `r/2` with these is `2·P(r)`, step for step.
+const P_HALF_F32: [f32; 5] = [
+    P_F32[0] * 2.0,
+    P_F32[1] * 4.0,
+    P_F32[2] * 8.0,
+    P_F32[3] * 16.0,
+    P_F32[4] * 32.0,
+];
 const P_F64: [f64; 10] = [
     0.500_000_000_000_000_1,
     0.166_666_666_666_666_69,
@@ -79,6 +87,20 @@ pub(crate) fn expm1_reduced_f32<V: Lanes<Elem = f32>>(x: V) -> (V, V) {
     let r = k.mul_add(x.splat(-LN2_LO_F32), r);
     let p = horner(r, &P_F32);
     ((r * r).mul_add(p, r), t)
+}
+
+/// `expm1` of `2a` on halves, for `tanh`: returns `(expm1(r)/2, k + MAGIC, k)` with `2a = k·ln2
+/// + r`. The same roundings as [`expm1_reduced_f32`] of `2a`, each result halved exactly:
+/// `h = a - k·ln2/2` is `r/2` (the split constants halved), and Horner on `h` with `P`'s
+/// coefficients times `2^(i+1)` gives `2·P(r)` step for step.
+#[inline(always)]
+pub(crate) fn expm1_half_reduced_f32<V: Lanes<Elem = f32>>(a: V) -> (V, V, V) {
+    let t = a.mul_add(a.splat(2.0 * std::f32::consts::LOG2_E), a.splat(MAGIC_F32));
+    let k = t - a.splat(MAGIC_F32);
+    let h = k.mul_add(a.splat(-0.5 * LN2_HI_F32), a);
+    let h = k.mul_add(a.splat(-0.5 * LN2_LO_F32), h);
+    let p = horner(h, &P_HALF_F32);
+    ((h * h).mul_add(p, h), t, k)
 }
 
 /// Reduced `exp` for `f64`, as [`exp_reduced_f32`].

@@ -46,6 +46,28 @@ pub(crate) trait Lanes:
     /// integer `k` in the normal exponent range, returns `2^k` by shifting the low bits of
     /// `self` into the exponent field.
     fn pow2_of_magic(self) -> Self;
+    /// `2^(k + 1)` for `self = k + MAGIC` as in [`Lanes::pow2_of_magic`], given `k` too (as
+    /// a float): the paths that can scale by a float exponent in one instruction (AVX-512's
+    /// `vscalefps`) use `k`, the others shift `self` with the exponent bias plus one.
+    #[inline(always)]
+    fn pow2_plus1_of_magic(self, k: Self) -> Self {
+        let _ = k;
+        let s = self.pow2_of_magic();
+        s + s
+    }
+    /// `min(self, hi)` where a NaN `self` stays NaN (`hi` is a number): `self` unless
+    /// `hi < self`. One instruction where the path's `min` returns its second operand when
+    /// either is NaN (x86), a compare and a select elsewhere.
+    #[inline(always)]
+    fn at_most(self, hi: Self) -> Self {
+        Self::select(hi.lt(self), hi, self)
+    }
+    /// `self` (whose sign bit is clear) with the sign bit of `x`: one bit-select where the
+    /// path has a ternary logic instruction, else an and and an or.
+    #[inline(always)]
+    fn with_sign_of(self, x: Self) -> Self {
+        self.or_bits(x.sign_bit())
+    }
 }
 
 /// Horner evaluation of `c[0] + x·c[1] + x²·c[2] + …`.

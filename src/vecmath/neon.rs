@@ -92,6 +92,29 @@ impl Lanes for F32x4 {
             vreinterpretq_f32_u32(vaddq_u32(k, vdupq_n_u32(0x3f80_0000)))
         })
     }
+    #[inline(always)]
+    fn pow2_plus1_of_magic(self, _k: Self) -> Self {
+        // SAFETY: neon is available: `self` exists (type invariant).
+        Self(unsafe {
+            let k = vshlq_n_u32::<23>(vreinterpretq_u32_f32(self.0));
+            vreinterpretq_f32_u32(vaddq_u32(k, vdupq_n_u32(0x4000_0000)))
+        })
+    }
+    #[inline(always)]
+    fn at_most(self, hi: Self) -> Self {
+        // `fmin` returns NaN when either operand is NaN, so a NaN `self` stays.
+        // SAFETY: neon is available: `self` exists (type invariant).
+        Self(unsafe { vminq_f32(self.0, hi.0) })
+    }
+    #[inline(always)]
+    fn with_sign_of(self, x: Self) -> Self {
+        // SAFETY: neon is available: `self` exists (type invariant).
+        Self(unsafe {
+            let m = vdupq_n_u32(0x8000_0000);
+            let (x, y) = (vreinterpretq_u32_f32(x.0), vreinterpretq_u32_f32(self.0));
+            vreinterpretq_f32_u32(vbslq_u32(m, x, y))
+        })
+    }
 }
 
 impl Lanes for F64x2 {
