@@ -102,6 +102,12 @@ impl Lanes for F32x8 {
         // SAFETY: avx2 and fma are available: `self` exists (type invariant).
         Self(unsafe { _mm256_min_ps(hi.0, self.0) })
     }
+    #[inline(always)]
+    fn at_least(self, lo: Self) -> Self {
+        // `vmaxps lo, self` gives `lo > self ? lo : self`: a NaN `self` stays.
+        // SAFETY: avx2 and fma are available: `self` exists (type invariant).
+        Self(unsafe { _mm256_max_ps(lo.0, self.0) })
+    }
 }
 
 impl Lanes for F64x4 {
@@ -151,6 +157,18 @@ impl Lanes for F64x4 {
             let one = _mm256_set1_epi64x(0x3ff0_0000_0000_0000);
             _mm256_castsi256_pd(_mm256_add_epi64(k, one))
         })
+    }
+    #[inline(always)]
+    fn at_most(self, hi: Self) -> Self {
+        // `vminpd hi, self`: the second operand when either is NaN.
+        // SAFETY: avx2 and fma are available: `self` exists (type invariant).
+        Self(unsafe { _mm256_min_pd(hi.0, self.0) })
+    }
+    #[inline(always)]
+    fn at_least(self, lo: Self) -> Self {
+        // `vmaxpd lo, self`: the second operand when either is NaN.
+        // SAFETY: avx2 and fma are available: `self` exists (type invariant).
+        Self(unsafe { _mm256_max_pd(lo.0, self.0) })
     }
 }
 

@@ -105,6 +105,17 @@ impl Lanes for F32x16 {
         Self(unsafe { _mm512_min_ps(hi.0, self.0) })
     }
     #[inline(always)]
+    fn at_least(self, lo: Self) -> Self {
+        // `vmaxps lo, self` gives `lo > self ? lo : self`: a NaN `self` stays.
+        // SAFETY: avx512f is available: `self` exists (type invariant).
+        Self(unsafe { _mm512_max_ps(lo.0, self.0) })
+    }
+    #[inline(always)]
+    fn scale_pow2(self, k: Self) -> Option<Self> {
+        // SAFETY: avx512f is available: `self` exists (type invariant).
+        Some(Self(unsafe { _mm512_scalef_ps(self.0, k.0) }))
+    }
+    #[inline(always)]
     fn with_sign_of(self, x: Self) -> Self {
         // SAFETY: avx512f is available: `self` exists (type invariant).
         Self(unsafe {
@@ -169,6 +180,23 @@ impl Lanes for F64x8 {
             let one = _mm512_set1_epi64(0x3ff0_0000_0000_0000);
             _mm512_castsi512_pd(_mm512_add_epi64(k, one))
         })
+    }
+    #[inline(always)]
+    fn at_most(self, hi: Self) -> Self {
+        // `vminpd hi, self`: the second operand when either is NaN (see the f32 form).
+        // SAFETY: avx512f is available: `self` exists (type invariant).
+        Self(unsafe { _mm512_min_pd(hi.0, self.0) })
+    }
+    #[inline(always)]
+    fn at_least(self, lo: Self) -> Self {
+        // `vmaxpd lo, self` gives `lo > self ? lo : self`: a NaN `self` stays.
+        // SAFETY: avx512f is available: `self` exists (type invariant).
+        Self(unsafe { _mm512_max_pd(lo.0, self.0) })
+    }
+    #[inline(always)]
+    fn scale_pow2(self, k: Self) -> Option<Self> {
+        // SAFETY: avx512f is available: `self` exists (type invariant).
+        Some(Self(unsafe { _mm512_scalef_pd(self.0, k.0) }))
     }
 }
 

@@ -62,6 +62,19 @@ pub(crate) trait Lanes:
     fn at_most(self, hi: Self) -> Self {
         Self::select(hi.lt(self), hi, self)
     }
+    /// `max(self, lo)` where a NaN `self` stays NaN (`lo` is a number): `self` unless
+    /// `self < lo`, as [`Lanes::at_most`].
+    #[inline(always)]
+    fn at_least(self, lo: Self) -> Self {
+        Self::select(self.lt(lo), lo, self)
+    }
+    /// `self·2^k` for integer-valued `k`, rounded once, where the path has an instruction for
+    /// it (AVX-512's `vscalef`); `None` elsewhere (the caller then scales in steps).
+    #[inline(always)]
+    fn scale_pow2(self, k: Self) -> Option<Self> {
+        let _ = k;
+        None
+    }
     /// `self` (whose sign bit is clear) with the sign bit of `x`: one bit-select where the
     /// path has a ternary logic instruction, else an and and an or.
     #[inline(always)]
@@ -82,14 +95,12 @@ pub(crate) fn horner<V: Lanes, const N: usize>(x: V, c: &[V::Elem; N]) -> V {
     acc
 }
 
-/// Clamps to `[lo, hi]` with comparisons and selects, so that NaN stays NaN (a min/max
-/// instruction may turn NaN into the bound, depending on operand order).
+/// Clamps to `[lo, hi]` so that NaN stays NaN (a min/max instruction may turn NaN into the
+/// bound, depending on operand order: [`Lanes::at_least`] and [`Lanes::at_most`] pick the
+/// order, or compare and select).
 #[inline(always)]
 pub(crate) fn clamp_keep_nan<V: Lanes>(x: V, lo: V::Elem, hi: V::Elem) -> V {
-    let lo = x.splat(lo);
-    let hi = x.splat(hi);
-    let x = V::select(x.lt(lo), lo, x);
-    V::select(hi.lt(x), hi, x)
+    x.at_least(x.splat(lo)).at_most(x.splat(hi))
 }
 
 impl Lanes for f32 {
