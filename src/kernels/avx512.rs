@@ -13,7 +13,7 @@
 use std::arch::x86_64::*;
 use std::ops::Range;
 
-use super::{Epilogue, Operands, Simd, gemm_body};
+use super::{Epilogue, Operands, Simd, Steps, gemm_body};
 use crate::float::Float;
 use crate::vecmath::avx512::{tanh_avx512_pd, tanh_avx512_ps};
 
@@ -32,6 +32,22 @@ const MR: usize = 8;
 pub unsafe fn gemm<F: Float, E: Epilogue<F>>(ops: &Operands<F>, epi: &E, panels: Range<usize>) {
     // SAFETY: the features are enabled here and the memory contract is the caller's.
     unsafe { gemm_body::<F::V512, E, MR, NV>(ops, epi, panels) }
+}
+
+/// Steps `0..n` of `steps` over `panels`, in order, in this one call (see [`super::StepsFn`]).
+///
+/// # Safety
+///
+/// The CPU must support avx512f, avx2 and fma, plus the contract of [`super::Steps`].
+#[target_feature(enable = "avx512f,avx2,fma")]
+pub unsafe fn steps<F: Float, S: Steps<F>>(steps: &S, n: usize, panels: Range<usize>) {
+    for s in 0..n {
+        let (ops, epi) = steps.step(s);
+        // SAFETY: the features are enabled here; step `s`'s operands and epilogue meet the
+        // kernel's memory contract once steps `0..s` have returned (the `Steps` contract),
+        // which program order guarantees on this one thread.
+        unsafe { gemm_body::<F::V512, S::Epi, MR, NV>(&ops, &epi, panels.clone()) }
+    }
 }
 
 /// 16 `f32` lanes.

@@ -384,6 +384,44 @@ unsafe impl<F: Send + Sync> Send for Operands<F> {}
 /// panel ranges when `epi` writes.
 pub type KernelFn<F, E> = unsafe fn(&Operands<F>, &E, Range<usize>);
 
+/// A recurrence as a sequence of dependent packed-GEMM steps: step `s` reads what steps
+/// before it wrote (the previous state) and writes its own block through its epilogue.
+///
+/// # Safety
+///
+/// Implementers promise that, once every call of steps `0..s` has returned, the operands and
+/// epilogue of [`Steps::step`]`(s)` meet the memory contract of [`KernelFn`] for every panel
+/// of the product, and that calls of the same step on disjoint panel ranges write disjoint
+/// memory.
+pub unsafe trait Steps<F>: Sync {
+    /// The epilogue of every step.
+    type Epi: Epilogue<F>;
+    /// The operands and epilogue of step `s`.
+    fn step(&self, s: usize) -> (Operands<F>, Self::Epi);
+}
+
+/// Runs steps `0..n` of a [`Steps`] over panels `panels`, in order, inside one call of the
+/// path's kernel: the time loop of a single-threaded recurrence, with no call, prologue or
+/// reload of the activation's constants per step (they took about a quarter of a `B = 1`,
+/// `H = 32` step as one call per step).
+///
+/// # Safety
+///
+/// The CPU must support the path the function was selected for ([`select_steps`] checks
+/// nothing), and `steps` must meet the [`Steps`] contract for steps `0..n`.
+pub type StepsFn<S> = unsafe fn(&S, usize, Range<usize>);
+
+/// Selects [`StepsFn`] of `isa`: done once per public call, as [`select`].
+pub fn select_steps<F: Float, S: Steps<F>>(isa: Isa) -> StepsFn<S> {
+    match isa {
+        #[cfg(target_arch = "x86_64")]
+        Isa::Avx512 => avx512::steps::<F, S>,
+        #[cfg(target_arch = "x86_64")]
+        Isa::Avx2Fma => avx2::steps::<F, S>,
+        _ => portable::steps::<F, S>,
+    }
+}
+
 /// Selects the packed GEMM of `isa` for epilogue `E`: done once per public call.
 ///
 /// `isa` must be supported by the CPU (the plan checks this when it is built) for the returned

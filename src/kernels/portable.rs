@@ -5,7 +5,7 @@
 
 use std::ops::Range;
 
-use super::{Epilogue, Operands, Simd, gemm_body};
+use super::{Epilogue, Operands, Simd, Steps, gemm_body};
 use crate::float::Float;
 use crate::vecmath::{tanh_scalar_f32, tanh_scalar_f64};
 
@@ -24,6 +24,21 @@ const L: usize = 8;
 pub unsafe fn gemm<F: Float, E: Epilogue<F>>(ops: &Operands<F>, epi: &E, panels: Range<usize>) {
     // SAFETY: the memory contract is the caller's; the portable type needs no feature.
     unsafe { gemm_body::<F::VPort, E, MR, NV>(ops, epi, panels) }
+}
+
+/// Steps `0..n` of `steps` over `panels`, in order, in this one call (see [`super::StepsFn`]).
+///
+/// # Safety
+///
+/// The contract of [`super::Steps`] (no CPU feature is needed).
+pub unsafe fn steps<F: Float, S: Steps<F>>(steps: &S, n: usize, panels: Range<usize>) {
+    for s in 0..n {
+        let (ops, epi) = steps.step(s);
+        // SAFETY: the features are enabled here; step `s`'s operands and epilogue meet the
+        // kernel's memory contract once steps `0..s` have returned (the `Steps` contract),
+        // which program order guarantees on this one thread.
+        unsafe { gemm_body::<F::VPort, S::Epi, MR, NV>(&ops, &epi, panels.clone()) }
+    }
 }
 
 /// 8 lanes of `F` in an array.

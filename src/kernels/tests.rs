@@ -410,3 +410,112 @@ fn gemm_packed_is_bitwise_identical_for_any_thread_count() {
         pool.install(|| check_store::<f32>(isa, 650, 64, 520, ACCUMULATE));
     }
 }
+
+/// A test recurrence: block `s` of `states` becomes `tanh(block s + block s-1 · B)` (block 0
+/// from `h0`), through [`FwdStep`], as the forward pass uses it.
+struct TestSteps<F> {
+    first: Operands<F>,
+    rec: Operands<F>,
+    base: SharedMut<F>,
+    block: usize,
+    n: usize,
+}
+
+// SAFETY: `first` and `rec` are built over `h0` and `states`' first block (`m x k`, checked by
+// `Operands::new`), `base` holds `steps` blocks of `m x n` with `k = n`; step s reads block
+// s - 1 (or `h0`) and writes block s in the given panels' columns only.
+unsafe impl<F: Float> Steps<F> for TestSteps<F> {
+    type Epi = FwdStep<'static, F, true>;
+    fn step(&self, s: usize) -> (Operands<F>, Self::Epi) {
+        let base = self.base.get();
+        let ops = match s {
+            0 => self.first,
+            _ => self.rec.with_a(base.wrapping_add((s - 1) * self.block)),
+        };
+        let epi = FwdStep {
+            c: base.wrapping_add(s * self.block),
+            ld: self.n,
+            lengths: None,
+            t: s,
+            h_n: None,
+        };
+        (ops, epi)
+    }
+}
+
+fn run_test_steps<F: Float>(isa: Isa, m: usize, n: usize, steps: usize, threads: usize) -> Vec<F> {
+    let mut seed = (m * 100 + n) as u64;
+    let b: Vec<F> = (0..n * n)
+        .map(|_| F::from_f64(lcg(&mut seed) * 0.5))
+        .collect();
+    let h0: Vec<F> = (0..m * n).map(|_| F::from_f64(lcg(&mut seed))).collect();
+    let mut states: Vec<F> = (0..steps * m * n)
+        .map(|_| F::from_f64(lcg(&mut seed)))
+        .collect();
+    let bp = PackedB::new(isa, n, n, |kk, j| b[kk * n + j]);
+    let panels = bp.view().panels();
+    let ts = TestSteps {
+        first: Operands::new(&h0, n, m, bp.view(), n),
+        rec: Operands::new(&states[..m * n], n, m, bp.view(), n),
+        base: SharedMut(states.as_mut_ptr()),
+        block: m * n,
+        n,
+    };
+    // SAFETY: `isa` is available (from `Isa::available`); `TestSteps` meets the contract.
+    unsafe { StepLoop::with_threads(threads.min(panels)).run_steps(isa, &ts, steps, panels) };
+    states
+}
+
+#[test]
+fn run_steps_in_one_call_matches_threaded_steps_bitwise_and_loops() {
+    for isa in Isa::available() {
+        let nr = panel_width::<f32>(isa);
+        for &(m, n) in &[
+            (1, 1),
+            (1, nr - 1),
+            (1, nr),
+            (1, 2 * nr + 3),
+            (3, nr + 1),
+            (9, 37),
+        ] {
+            let steps = 5;
+            let one = run_test_steps::<f32>(isa, m, n, steps, 1);
+            for threads in [2, 3] {
+                let many = run_test_steps::<f32>(isa, m, n, steps, threads);
+                assert!(
+                    one.iter()
+                        .zip(&many)
+                        .all(|(x, y)| x.to_bits() == y.to_bits()),
+                    "{isa:?} m={m} n={n} threads={threads}: not bitwise identical"
+                );
+            }
+            // Against loops in f64 from the same inputs.
+            let mut seed = (m * 100 + n) as u64;
+            let b: Vec<f64> = (0..n * n).map(|_| lcg(&mut seed) * 0.5).collect();
+            let mut prev: Vec<f64> = (0..m * n).map(|_| lcg(&mut seed)).collect();
+            let init: Vec<f64> = (0..steps * m * n).map(|_| lcg(&mut seed)).collect();
+            for s in 0..steps {
+                let mut cur = vec![0.0; m * n];
+                for i in 0..m {
+                    for j in 0..n {
+                        let mut x = init[s * m * n + i * n + j] as f32 as f64;
+                        for kk in 0..n {
+                            x += prev[i * n + kk] * (b[kk * n + j] as f32 as f64);
+                        }
+                        cur[i * n + j] = x.tanh();
+                        let got = one[s * m * n + i * n + j] as f64;
+                        // f32 products over n terms plus the tanh bound, growing with the
+                        // steps through a contraction (|tanh'| <= 1, weights below 0.5).
+                        let tol = 1e-5 * (n as f64 + 4.0) * (s as f64 + 1.0);
+                        assert!(
+                            (got - cur[i * n + j]).abs() <= tol,
+                            "{isa:?} m={m} n={n} step {s} [{i}][{j}]: {got} vs {}",
+                            cur[i * n + j]
+                        );
+                    }
+                }
+                prev = cur;
+            }
+        }
+    }
+}

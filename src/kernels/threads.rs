@@ -11,6 +11,10 @@
 //! chunk: results are bitwise identical for any thread count.
 
 use std::ops::Range;
+
+use super::Steps;
+use crate::float::Float;
+use crate::isa::Isa;
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 
 /// Work (flops per step, per thread) below which a loop stays on the calling thread. Handing a
@@ -85,6 +89,42 @@ impl StepLoop {
             }
             chunks.work(0, step);
         });
+    }
+}
+
+impl StepLoop {
+    /// Runs steps `0..n` of `steps`, all `panels` of each: in one kernel call on this thread
+    /// when the loop is single-threaded ([`super::StepsFn`]), else as [`StepLoop::run`] with
+    /// one kernel call per participant's chunk of each step. The same tiles compute every
+    /// element either way, so the results are bitwise identical.
+    ///
+    /// # Safety
+    ///
+    /// The CPU must support `isa`, and `steps` must meet the [`Steps`] contract for steps
+    /// `0..n` over `panels` panels.
+    pub unsafe fn run_steps<F: Float, S: Steps<F>>(
+        &self,
+        isa: Isa,
+        steps: &S,
+        n: usize,
+        panels: usize,
+    ) {
+        if self.threads <= 1 {
+            let f = super::select_steps::<F, S>(isa);
+            // SAFETY: `isa` is supported and `steps` meets its contract (this function's
+            // contract); the loop runs on this thread only.
+            denormals_flushed(|| unsafe { f(steps, n, 0..panels) });
+        } else {
+            let kernel = super::select::<F, S::Epi>(isa);
+            self.run(n, panels, |s, range| {
+                let (ops, epi) = steps.step(s);
+                // SAFETY: `isa` is supported (this function's contract); `run` starts step
+                // `s` only after every chunk of the steps before it returned and hands
+                // concurrent calls disjoint panel ranges, which is what the `Steps`
+                // contract needs.
+                unsafe { kernel(&ops, &epi, range) }
+            });
+        }
     }
 }
 

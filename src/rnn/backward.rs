@@ -224,8 +224,9 @@ impl<F: Float> Rnn<F> {
     }
 
     /// The BPTT sweep: for `t = T-1 .. 0`, `d_pre[t] = (grad_output[t] + d_pre[t+1] W_hh) *
-    /// act'(output[t])` with `grad_h_n` at each sequence's last step and zeros after it, one
-    /// packed-GEMM call per step with the epilogue fused; then `d_h0 = d_pre[0] W_hh`.
+    /// act'(output[t])` with `grad_h_n` at each sequence's last step and zeros after it, each
+    /// step a packed product with the epilogue fused ([`BwdSteps`], run by
+    /// [`StepLoop::run_steps`]); then `d_h0 = d_pre[0] W_hh`.
     fn sweep<const TANH: bool>(
         &self,
         seq: &Sequences<'_>,
@@ -270,49 +271,105 @@ impl<F: Float> Rnn<F> {
             g.map(|g| SharedMut(g.cast_mut())),
             g_h_n.map(|g| SharedMut(g.cast_mut())),
         );
-        let step_kernel = kernels::select::<F, BwdStep<'_, F, TANH>>(self.isa);
-        let store_kernel = kernels::select::<F, Store<F>>(self.isa);
+        let sweep = BwdSteps::<'_, F, TANH> {
+            last,
+            rec,
+            d,
+            h,
+            g,
+            g_h_n,
+            state_len,
+            hidden,
+            lengths: seq.lengths,
+            steps,
+        };
         let threads = StepLoop::new(packed.panels(), 2 * state_len * hidden);
-        let calls = steps + usize::from(d_h0.is_some());
-        threads.run(calls, packed.panels(), |i, panels| {
-            let d = d.get();
-            if i == steps {
-                // The extra call: d_h0 = dA_0 W_hh.
-                let ops = rec.with_a(d);
-                let epi = Store::new(
-                    d_h0.map_or(std::ptr::null_mut(), |p| p.get()),
-                    hidden,
-                    Addend::Zero,
-                );
-                // SAFETY: the plan's isa is supported (checked when it was set); A is block 0
-                // of `d_pre`, complete (steps are ordered by the step loop); `d_h0` is
-                // `[B, H]` (asserted) and exists (calls = steps + 1 only then); columns are
-                // this thread's panels.
-                unsafe { store_kernel(&ops, &epi, panels) };
-                return;
-            }
-            let t = steps - 1 - i;
-            let ops = match i {
-                0 => last,
-                _ => rec.with_a(d.wrapping_add((t + 1) * state_len)),
+        // SAFETY: the plan's isa is supported (checked when it was set); `BwdSteps` meets the
+        // `Steps` contract for steps `0..T` over every panel of `W_hh` (see its impl).
+        unsafe { threads.run_steps(self.isa, &sweep, steps, packed.panels()) };
+        if let Some(d_h0) = d_h0 {
+            // d_h0 = dA_0 W_hh, one more step of the same shape.
+            let last_step = DH0Step {
+                ops: rec.with_a(d.get()),
+                d_h0,
+                hidden,
             };
-            let at = t * state_len;
-            let epi = BwdStep::<'_, F, TANH> {
-                d: d.wrapping_add(at),
-                h: h.get().wrapping_add(at).cast_const(),
-                g: g.map(|g| g.get().wrapping_add(at).cast_const()),
-                g_h_n: g_h_n.map(|g| g.get().cast_const()),
-                ld: hidden,
-                lengths: seq.lengths,
-                t,
-                steps,
-            };
-            // SAFETY: the plan's isa is supported (checked when it was set); A is block t + 1
-            // of `d_pre` (t + 1 < T, complete: steps are ordered by the step loop) or not
-            // read (K = 0 at t = T - 1); the epilogue reads block t of `output`/`grad_output`
-            // and `grad_h_n` and writes block t of `d_pre` (lengths asserted above), only in
-            // this thread's panels' columns; blocks t and t + 1 are disjoint.
-            unsafe { step_kernel(&ops, &epi, panels) }
-        });
+            // SAFETY: as above; `DH0Step` meets the contract for its one step (see its impl),
+            // and the sweep has returned, so block 0 of `d_pre` is complete.
+            unsafe { threads.run_steps(self.isa, &last_step, 1, packed.panels()) };
+        }
+    }
+}
+
+/// The BPTT sweep as [`kernels::Steps`]: step `i` is time `t = T - 1 - i`; it reads block
+/// `t + 1` of `d_pre` (nothing at `t = T - 1`: `K = 0`) and writes block `t`.
+struct BwdSteps<'a, F, const TANH: bool> {
+    /// Operands of the first step (`K = 0`: no carry).
+    last: Operands<F>,
+    /// Operands with `A` = a `[B, H]` block of `d_pre` (moved along the sequence).
+    rec: Operands<F>,
+    d: SharedMut<F>,
+    h: SharedMut<F>,
+    g: Option<SharedMut<F>>,
+    g_h_n: Option<SharedMut<F>>,
+    state_len: usize,
+    hidden: usize,
+    lengths: Option<&'a [usize]>,
+    steps: usize,
+}
+
+// SAFETY: built by `sweep` with `output`, `d_pre` and `grad_output` of `T` blocks of `[B, H]`
+// and `grad_h_n` of one (asserted there), `rec` checked against `d_pre`'s first block, and
+// `run_steps` called with `T` steps: step i (t = T - 1 - i) reads block t + 1 of `d_pre`
+// (complete once the steps before i returned) or nothing (i = 0, K = 0), reads block t of
+// `output`/`grad_output` and `grad_h_n`, and writes block t of `d_pre` only in the columns of
+// the panels it is given; blocks t and t + 1 are disjoint.
+unsafe impl<'a, F: Float, const TANH: bool> kernels::Steps<F> for BwdSteps<'a, F, TANH> {
+    type Epi = BwdStep<'a, F, TANH>;
+
+    #[inline(always)]
+    fn step(&self, i: usize) -> (Operands<F>, Self::Epi) {
+        let t = self.steps - 1 - i;
+        let d = self.d.get();
+        let ops = match i {
+            0 => self.last,
+            _ => self.rec.with_a(d.wrapping_add((t + 1) * self.state_len)),
+        };
+        let at = t * self.state_len;
+        let epi = BwdStep {
+            d: d.wrapping_add(at),
+            h: self.h.get().wrapping_add(at).cast_const(),
+            g: self.g.map(|g| g.get().wrapping_add(at).cast_const()),
+            g_h_n: self.g_h_n.map(|g| g.get().cast_const()),
+            ld: self.hidden,
+            lengths: self.lengths,
+            t,
+            steps: self.steps,
+        };
+        (ops, epi)
+    }
+}
+
+/// `d_h0 = dA_0 W_hh` as a one-step [`kernels::Steps`].
+struct DH0Step<F> {
+    /// `A` = block 0 of `d_pre`.
+    ops: Operands<F>,
+    /// `[B, H]`.
+    d_h0: SharedMut<F>,
+    hidden: usize,
+}
+
+// SAFETY: `ops` reads block 0 of `d_pre` (checked by `Operands::new` through `rec`), complete
+// when the sweep returned, before this runs; `d_h0` is `[B, H]` (asserted in `sweep`) and is
+// written only in the columns of the panels given.
+unsafe impl<F: Float> kernels::Steps<F> for DH0Step<F> {
+    type Epi = Store<F>;
+
+    #[inline(always)]
+    fn step(&self, _s: usize) -> (Operands<F>, Store<F>) {
+        (
+            self.ops,
+            Store::new(self.d_h0.get(), self.hidden, Addend::Zero),
+        )
     }
 }

@@ -124,8 +124,9 @@ impl<F: Float> Rnn<F> {
     /// sequences that have ended. `first_prev` is the state before step `t0` (`None`: zeros).
     /// With `capture`, each sequence's state at its last step is also written there.
     ///
-    /// One packed-GEMM call per step (`h_(t-1) W_hh^T`, the activation fused), the kernel and
-    /// the threading chosen once here, before the loop.
+    /// Each step is the packed product `h_(t-1) W_hh^T` with the activation fused
+    /// ([`FwdSteps`]); single-threaded, all steps run inside one kernel call, else one call per
+    /// thread's panels per step ([`StepLoop::run_steps`]), kernel and threading chosen once.
     fn recur(
         &self,
         seq: &Sequences<'_>,
@@ -170,32 +171,63 @@ impl<F: Float> Rnn<F> {
             None => Operands::new(&[], hidden, batch, packed, 0),
         };
         let rec = Operands::new(&states[..state_len], hidden, batch, packed, hidden);
-        let base = SharedMut(states.as_mut_ptr());
-        let h_n = capture.map(|c| SharedMut(c.as_mut_ptr()));
-        let kernel = kernels::select::<F, FwdStep<'_, F, TANH>>(self.isa);
+        let steps = FwdSteps::<'_, F, TANH> {
+            first,
+            rec,
+            base: SharedMut(states.as_mut_ptr()),
+            state_len,
+            hidden,
+            lengths: seq.lengths,
+            t0,
+            h_n: capture.map(|c| SharedMut(c.as_mut_ptr())),
+        };
         let threads = StepLoop::new(packed.panels(), 2 * state_len * hidden);
-        threads.run(len, packed.panels(), |k, panels| {
-            let base = base.get();
-            // Block k - 1 (read) and block k (written) are disjoint parts of `states`.
-            let ops = match k {
-                0 => first,
-                _ => rec.with_a(base.wrapping_add((k - 1) * state_len)),
-            };
-            let epi = FwdStep::<'_, F, TANH> {
-                c: base.wrapping_add(k * state_len),
-                ld: hidden,
-                lengths: seq.lengths,
-                t: t0 + k,
-                h_n: h_n.map(|p| p.get()),
-            };
-            debug_assert!(k < len);
-            // SAFETY: the plan's isa is supported (checked when it was set); A is a
-            // `[B, H]` block of `states` (k > 0) or `first_prev` (length asserted above) or
-            // not read (K = 0); the epilogue writes block k < len of `states` and rows of
-            // `capture` (`[B, H]`, asserted), only in this thread's panels' columns; the step
-            // loop starts step k only after every chunk of step k - 1 returned
-            // (`StepLoop::run`), so block k - 1 is complete.
-            unsafe { kernel(&ops, &epi, panels) }
-        });
+        // SAFETY: the plan's isa is supported (checked when it was set); `FwdSteps` meets the
+        // `Steps` contract for steps `0..len` over every panel of `W_hh^T` (see its impl).
+        unsafe { threads.run_steps(self.isa, &steps, len, packed.panels()) };
+    }
+}
+
+/// The forward recurrence as [`kernels::Steps`]: step `k` reads block `k - 1` of the states
+/// (`first` at `k = 0`) and turns block `k` (the projection `P_(t0+k)`) into `h_(t0+k)`.
+struct FwdSteps<'a, F, const TANH: bool> {
+    /// Step 0's operands: the state before `t0` (`[B, H]`), or none (`K = 0`: zeros).
+    first: Operands<F>,
+    /// Operands with `A` = a `[B, H]` block of the states (moved along the sequence).
+    rec: Operands<F>,
+    /// The states, `len` blocks of `[B, H]`.
+    base: SharedMut<F>,
+    state_len: usize,
+    hidden: usize,
+    lengths: Option<&'a [usize]>,
+    t0: usize,
+    /// `[B, H]` final states written at each sequence's last step.
+    h_n: Option<SharedMut<F>>,
+}
+
+// SAFETY: built by `recur_with` with `first` checked against `first_prev` (`[B, H]` or K = 0),
+// `rec` against the states' first block, `base` the states (`len` blocks of `B*H`), `h_n` a
+// `[B, H]` buffer (asserted there), and `run_steps` called with `len` steps: step k reads
+// block k - 1 (complete once steps before k returned; k = 0 reads `first`) and writes block k
+// and rows of `h_n`, both only in the columns of the panels it is given; blocks k - 1 and k are
+// disjoint.
+unsafe impl<'a, F: Float, const TANH: bool> kernels::Steps<F> for FwdSteps<'a, F, TANH> {
+    type Epi = FwdStep<'a, F, TANH>;
+
+    #[inline(always)]
+    fn step(&self, k: usize) -> (Operands<F>, Self::Epi) {
+        let base = self.base.get();
+        let ops = match k {
+            0 => self.first,
+            _ => self.rec.with_a(base.wrapping_add((k - 1) * self.state_len)),
+        };
+        let epi = FwdStep {
+            c: base.wrapping_add(k * self.state_len),
+            ld: self.hidden,
+            lengths: self.lengths,
+            t: self.t0 + k,
+            h_n: self.h_n.map(|p| p.get()),
+        };
+        (ops, epi)
     }
 }
