@@ -155,6 +155,7 @@ fn kernel_speed() {
 fn kernel_speed_1t() {
     for (m, k, n) in [
         (512, 3200, 512),
+        (1760, 3200, 1760),
         (1760, 800, 1760),
         (16, 512, 512),
         (16, 1760, 1760),
@@ -388,7 +389,8 @@ fn gemm_packed_is_bitwise_identical_for_any_thread_count() {
         c
     }
     for isa in Isa::available() {
-        for (m, k, n) in [(650, 64, 520), (97, 300, 1000)] {
+        // The last shape has a long K and a large B: its contraction runs in K blocks.
+        for (m, k, n) in [(650, 64, 520), (97, 300, 1000), (130, 1100, 3820)] {
             let one = run::<f32>(isa, m, k, n, 1);
             for threads in [2, 3] {
                 assert!(
@@ -408,6 +410,23 @@ fn gemm_packed_is_bitwise_identical_for_any_thread_count() {
             .build()
             .unwrap();
         pool.install(|| check_store::<f32>(isa, 650, 64, 520, ACCUMULATE));
+    }
+}
+
+#[test]
+fn k_blocked_products_match_loops_with_every_addend() {
+    // K = 1100 > KC_MAX and K * n > BLOCK_B_ELEMS: two K blocks, the first with the caller's
+    // addend, the second accumulating; m = 3 and 130 (one and two row chunks of MC_BLOCKED).
+    let (k, n) = (KC_MAX + 76, BLOCK_B_ELEMS / (KC_MAX + 76) + 5);
+    assert!(k * n > BLOCK_B_ELEMS);
+    for (i, isa) in Isa::available().into_iter().enumerate() {
+        for add in [ZERO, ACCUMULATE, 2] {
+            check_store::<f32>(isa, 3, k, n, add);
+        }
+        // Two row chunks (the loops are slow at this size: the best path only).
+        if i == 0 {
+            check_store::<f32>(isa, MC_BLOCKED + 2, k, n, ACCUMULATE);
+        }
     }
 }
 
