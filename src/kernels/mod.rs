@@ -686,7 +686,7 @@ pub fn gemm_packed<F: Float>(
     );
     let ops = Operands::strided(a, rsa, csa, m, bp, bp.k);
     let f = select::<F, Store<F>>(isa);
-    // No K blocking: each register tile runs over all of K, its panel streaming from L2 (or
+    // No K blocking below a large B: each register tile runs over all of K, its panel streaming from L2 (or
     // L3) and C touched once. Measured against L1-sized K blocks (24 KiB panel slices), the
     // extra passes over C cost more than the blocks saved: 512x3200x512 went from 103 to 114
     // GFLOP/s and 1760x800x1760 from 83 to 109 (1 thread, `kernel_speed` probe, 115 GFLOP/s
