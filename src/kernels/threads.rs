@@ -11,11 +11,11 @@
 //! chunk: results are bitwise identical for any thread count.
 
 use std::ops::Range;
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 
 use super::Steps;
 use crate::float::Float;
 use crate::isa::Isa;
-use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 
 /// Work (flops per step, per thread) below which a loop stays on the calling thread. Handing a
 /// chunk to another core costs well under a microsecond on an idle machine, but waking the
@@ -90,9 +90,7 @@ impl StepLoop {
             chunks.work(0, step);
         });
     }
-}
 
-impl StepLoop {
     /// Runs steps `0..n` of `steps`, all `panels` of each: in one kernel call on this thread
     /// when the loop is single-threaded ([`super::StepsFn`]), else as [`StepLoop::run`] with
     /// one kernel call per participant's chunk of each step. The same tiles compute every

@@ -20,8 +20,9 @@
 //! one division per register on AVX-512 (23 on full values; about 40 for the two-branch form,
 //! which computes both branches for every lane). Beyond `SAT` the input is clamped to `SAT`
 //! with a `min` whose NaN rule keeps a NaN lane, and the formula gives exactly 1 there. `cargo
-//! bench --bench vecmath` (AVX-512, 1 Ki elements): two-branch 2.0, full values 2.7-2.9,
-//! halves 5-10 % above full values in the same run. Its error is
+//! bench --bench vecmath -- '^tanh/avx512/1024$'` (AVX-512, 1 Ki elements): two-branch 2.0,
+//! full values 2.7-2.9; full values 2.76-2.93 against halves 2.83-3.10 in four alternating
+//! runs of both builds. Its error is
 //! larger (2 ulp at worst against 1) but inside the bound. Without a fused multiply-add the
 //! same formula reaches 3 ulp (measured over all inputs), so the portable path keeps:
 //!
