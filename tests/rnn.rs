@@ -238,6 +238,25 @@ fn tile_boundary_sizes_match_reference() {
     }
 }
 
+/// The weight gradients read `dA^T` as a strided view of `dA` while a row of `H` elements is
+/// under 2 KiB and from a transposed copy from there on: hidden sizes on both sides of that
+/// (f32 at 511 / 512, f64 at 255 / 256), with and without `h0` (which moves where `dW_hh`'s
+/// rows of `dA` start) and with lengths (padded rows), against the reference.
+#[test]
+fn weight_gradients_match_reference_on_both_sides_of_the_transpose_threshold() {
+    for (k, &h) in [255usize, 256, 511, 512].iter().enumerate() {
+        for h0 in [false, true] {
+            let flags = Flags {
+                bias: true,
+                h0,
+                lengths: h0,
+            };
+            let p = Problem::random(3, 2, 5, h, flags, 40 + k as u64);
+            compare_all_paths(&p, Activation::Tanh).unwrap();
+        }
+    }
+}
+
 /// 4th-order central differences of the loss in f64 against the reference's gradients.
 #[test]
 fn reference_gradients_match_finite_differences() {

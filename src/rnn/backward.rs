@@ -39,9 +39,10 @@ impl<F: Float> Rnn<F> {
     /// `grad_output` beyond a sequence's length is ignored. See [`RnnGrads`] for where each
     /// gradient goes.
     ///
-    /// Workspace: `T*B*H + B*H` elements, plus, when `d_w_ih` or `d_w_hh` is wanted, `T*B*H`
-    /// for `dA` transposed and room for `input` or the previous states packed for the kernels
-    /// (`T*B` rows of `max(H, I)` rounded up to the panel width). Padded rows of `input` are packed as zeros, so whatever the
+    /// Workspace: `T*B*H + B*H` elements, plus, when `d_w_ih` or `d_w_hh` is wanted, room
+    /// for `input` or the previous states packed for the kernels (`T*B` rows of `max(H, I)`
+    /// rounded up to the panel width) and, when a row of `H` elements takes 2 KiB or more,
+    /// `T*B*H` for `dA` transposed. Padded rows of `input` are packed as zeros, so whatever the
     /// padding holds, even NaN, never reaches the weight gradient.
     #[allow(clippy::too_many_arguments)]
     pub fn backward(
@@ -113,13 +114,20 @@ impl<F: Float> Rnn<F> {
         let isa = self.isa;
         let rows = steps * batch;
         let weights = d_w_ih.is_some() || d_w_hh.is_some();
-        let (dt_len, pack_len) = if weights {
-            (
-                seq_len,
-                kernels::packed_len::<F>(isa, rows, hidden.max(input_size)),
-            )
+        // The weight-gradient GEMMs read `dA^T`: as a strided view of `dA` (an 8-row tile
+        // broadcasts 8 neighbours of one row of `dA` per `k`) while a row of `dA` is short,
+        // else from a transposed copy, since a long row puts every `k` or two on a new page
+        // (see `kernels::transpose_into`). `bench_table --threads 1 --modes train`, 4-5
+        // interleaved passes, medians, strided against transposed: h32_b1_t672 0.151 against
+        // 0.187 ms, h64_b1_t96 0.063 / 0.076, h256_b1_t150 1.62 / 1.70, h128_b8_t100 1.51 /
+        // 1.60, h256_b16_t50 6.53 / 7.07; h512_b4_t50 6.83 / 6.70 and h512_b16_t50 29.5 /
+        // 28.2 favour the copy.
+        let transpose = weights && hidden * std::mem::size_of::<F>() >= TRANSPOSE_ROW_BYTES;
+        let dt_len = if transpose { seq_len } else { 0 };
+        let pack_len = if weights {
+            kernels::packed_len::<F>(isa, rows, hidden.max(input_size))
         } else {
-            (0, 0)
+            0
         };
         let ws = workspace.take(seq_len + state_len + dt_len + pack_len);
         let (d_pre, ws) = ws.split_at_mut(seq_len);
@@ -158,10 +166,14 @@ impl<F: Float> Rnn<F> {
         }
         // The weight gradients: dA^T (`d_pre` transposed once, so its rows are contiguous)
         // times the right operand packed into the workspace.
-        if weights {
+        if transpose {
             kernels::transpose_into(d_pre, rows, hidden, d_pre_t);
         }
-        let d_pre_t = &*d_pre_t;
+        let (d_pre_t, strides) = if transpose {
+            (&*d_pre_t, (rows, 1))
+        } else {
+            (d_pre, (1, hidden))
+        };
         if let Some(d_w_ih) = d_w_ih {
             // Padded rows are packed as zeros, so whatever the padding holds never arrives.
             let x = kernels::pack_into(
@@ -177,7 +189,7 @@ impl<F: Float> Rnn<F> {
             kernels::gemm_packed(
                 isa,
                 d_pre_t,
-                (rows, 1),
+                strides,
                 hidden,
                 x,
                 d_w_ih,
@@ -201,8 +213,8 @@ impl<F: Float> Rnn<F> {
                     })
                 };
                 let hp = kernels::pack_into(isa, k, hidden, prev, pack_buf);
-                let a = &d_pre_t[skip..];
-                kernels::gemm_packed(isa, a, (rows, 1), hidden, hp, d_w_hh, hidden, Addend::C);
+                let a = &d_pre_t[skip * strides.1..];
+                kernels::gemm_packed(isa, a, strides, hidden, hp, d_w_hh, hidden, Addend::C);
             }
         }
         if d_b_ih.is_some() || d_b_hh.is_some() {
@@ -373,3 +385,7 @@ unsafe impl<F: Float> kernels::Steps<F> for DH0Step<F> {
         )
     }
 }
+
+/// Bytes in a row of `dA` (`H` elements) from which the weight gradients read `dA^T` from a
+/// transposed copy rather than as a strided view (see `Rnn::backward`).
+const TRANSPOSE_ROW_BYTES: usize = 2048;
