@@ -209,25 +209,49 @@ pub fn pack_into<'a, 's, F: Float>(
 ) -> PackedRef<'a, F> {
     let nr = panel_width::<F>(isa);
     let dst = &mut dst[..packed_len::<F>(isa, k, n)];
-    let panel_len = k * nr;
-    for kk in 0..k {
-        let src = row(kk);
-        for p in 0..n.div_ceil(nr) {
-            let c0 = p * nr;
-            let width = nr.min(n - c0);
-            let d = &mut dst[p * panel_len + kk * nr..][..nr];
-            match src {
-                Some(src) => d[..width].copy_from_slice(&src[c0..c0 + width]),
-                None => d[..width].fill(F::ZERO),
-            }
-            d[width..].fill(F::ZERO);
-        }
+    match nr {
+        32 => pack_rows::<F, 32>(k, n, row, dst),
+        16 => pack_rows::<F, 16>(k, n, row, dst),
+        8 => pack_rows::<F, 8>(k, n, row, dst),
+        _ => unreachable!("panel widths are 8, 16 or 32"),
     }
     PackedRef {
         data: dst,
         k,
         n,
         nr,
+    }
+}
+
+/// [`pack_into`]'s loop for panels `NR` wide: a full panel row is one fixed-size copy (a
+/// couple of vector moves in place, where a slice copy of run-time length called `memmove` per
+/// row and panel).
+fn pack_rows<'s, F: Float, const NR: usize>(
+    k: usize,
+    n: usize,
+    row: impl Fn(usize) -> Option<&'s [F]>,
+    dst: &mut [F],
+) {
+    let panel_len = k * NR;
+    for kk in 0..k {
+        let src = row(kk);
+        for p in 0..n.div_ceil(NR) {
+            let c0 = p * NR;
+            let width = NR.min(n - c0);
+            let d: &mut [F; NR] = (&mut dst[p * panel_len + kk * NR..][..NR])
+                .try_into()
+                .expect("NR elements");
+            match src {
+                Some(src) if width == NR => {
+                    *d = src[c0..c0 + NR].try_into().expect("NR elements");
+                }
+                Some(src) => {
+                    d[..width].copy_from_slice(&src[c0..c0 + width]);
+                    d[width..].fill(F::ZERO);
+                }
+                None => *d = [F::ZERO; NR],
+            }
+        }
     }
 }
 

@@ -538,3 +538,30 @@ fn run_steps_in_one_call_matches_threaded_steps_bitwise_and_loops() {
         }
     }
 }
+
+/// Throughput probe of `pack_into` (the weight-gradient operands), 1 thread, best of 7:
+/// `cargo test --release --lib pack_speed -- --ignored --nocapture`.
+#[test]
+#[ignore]
+fn pack_speed() {
+    let isa = Isa::detect();
+    for &(k, n) in &[(1584usize, 512usize), (672, 32), (3200, 1760), (96, 64)] {
+        let src = vec![0.5f32; k * n];
+        let mut dst = vec![0f32; packed_len::<f32>(isa, k, n)];
+        let reps = (20_000_000 / (k * n)).max(3);
+        let mut best = f64::MAX;
+        for _ in 0..7 {
+            let t = std::time::Instant::now();
+            for _ in 0..reps {
+                let p = pack_into(isa, k, n, |r| Some(&src[r * n..][..n]), &mut dst);
+                std::hint::black_box(&p);
+            }
+            best = best.min(t.elapsed().as_secs_f64() / reps as f64);
+        }
+        let gbs = 8.0 * (k * n) as f64 / best * 1e-9;
+        println!(
+            "pack {k}x{n} ({isa:?}): {:.1} us, {gbs:.2} GB/s read + written",
+            best * 1e6
+        );
+    }
+}

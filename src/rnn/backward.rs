@@ -176,16 +176,18 @@ impl<F: Float> Rnn<F> {
         };
         if let Some(d_w_ih) = d_w_ih {
             // Padded rows are packed as zeros, so whatever the padding holds never arrives.
-            let x = kernels::pack_into(
-                isa,
-                rows,
-                input_size,
-                |r| {
-                    seq.is_active(r / batch, r % batch)
-                        .then(|| &input[r * input_size..][..input_size])
-                },
-                pack_buf,
-            );
+            let row = |r: usize| &input[r * input_size..][..input_size];
+            let x = match seq.lengths {
+                // Every row is active: no per-row division to find its step.
+                None => kernels::pack_into(isa, rows, input_size, |r| Some(row(r)), pack_buf),
+                Some(_) => kernels::pack_into(
+                    isa,
+                    rows,
+                    input_size,
+                    |r| seq.is_active(r / batch, r % batch).then(|| row(r)),
+                    pack_buf,
+                ),
+            };
             kernels::gemm_packed(
                 isa,
                 d_pre_t,
