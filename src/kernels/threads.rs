@@ -217,9 +217,10 @@ impl Drop for PoisonOnPanic<'_> {
 /// bits, restored afterwards, also on unwinding). A recurrent state decaying toward zero would
 /// otherwise cross the subnormal range, where arithmetic can be many times slower. Effect on
 /// results: a value that would be subnormal (below 1.2e-38 in `f32`, 2.2e-308 in `f64`)
-/// becomes zero, far below any tolerance of the recurrences. Elsewhere `f` just runs.
+/// becomes zero, far below any tolerance of the recurrences. Elsewhere `f` just runs (also
+/// under Miri, which cannot run the MXCSR instructions).
 pub fn denormals_flushed<R>(f: impl FnOnce() -> R) -> R {
-    #[cfg(target_arch = "x86_64")]
+    #[cfg(all(target_arch = "x86_64", not(miri)))]
     {
         struct Restore(u32);
         impl Drop for Restore {
@@ -233,13 +234,13 @@ pub fn denormals_flushed<R>(f: impl FnOnce() -> R) -> R {
         set_mxcsr(saved | FTZ_DAZ);
         f()
     }
-    #[cfg(not(target_arch = "x86_64"))]
+    #[cfg(any(not(target_arch = "x86_64"), miri))]
     {
         f()
     }
 }
 
-#[cfg(target_arch = "x86_64")]
+#[cfg(all(target_arch = "x86_64", not(miri)))]
 fn get_mxcsr() -> u32 {
     let mut v: u32 = 0;
     // SAFETY: `stmxcsr` stores the 4-byte MXCSR into `v`, a valid, writable u32; SSE is part
@@ -250,7 +251,7 @@ fn get_mxcsr() -> u32 {
     v
 }
 
-#[cfg(target_arch = "x86_64")]
+#[cfg(all(target_arch = "x86_64", not(miri)))]
 fn set_mxcsr(v: u32) {
     // SAFETY: `ldmxcsr` reads the 4-byte value `v`; the callers only toggle the FTZ and DAZ
     // bits of a value read from MXCSR (no reserved bit set, so no fault), which changes
