@@ -533,9 +533,30 @@ unsafe fn row_blocks<V, E, const MR: usize, const NV: usize, const NVP: usize>(
     V: Simd,
     E: Epilogue<V::Elem>,
 {
+    // When B is beyond L2, the first tile of a panel would stream it from L3 and the others
+    // from L2 (each panel is read once per row chunk, or per step in the time loop): the first
+    // two tiles instead fetch the next panel (the packed panels are contiguous) into L2 ahead
+    // of use, one line per `k` each (a panel row, 32 f32 or 16 f64, is two lines). The probe
+    // described in `gemm_packed` (two builds, 9 rounds each, alternated twice), best GFLOP/s
+    // without / with: 16x1760x1760 107-115 / 136-142, 64x1760x1760 152 / 154-160,
+    // 3200x1760x1760 with 24-row chunks 122-124 / 137-140, with 96-row chunks 150 / 149-150.
+    // With B in L2 the fetches only take load slots (16x512x512: 172 / 157-160), and a single
+    // tile has nobody to fetch for (1x256x256: 52 / 33, 1x1760x1760: 13.5 both): neither
+    // fetches.
+    let far = ops.n.div_ceil(ops.nr) * ops.pstride * size_of::<V::Elem>() > PREFETCH_MIN_B;
+    let line = PREFETCH_LINE / size_of::<V::Elem>();
+    let next = bpanel.wrapping_add(ops.pstride);
+    let fetchers = if far && ops.m > MR { 2 } else { 0 };
     let mut r0 = 0;
+    let mut ti = 0;
     while r0 < ops.m {
         let left = ops.m - r0;
+        let (pf, pf_step) = if ti < fetchers {
+            (next.wrapping_add(ti * ops.k * line), line)
+        } else {
+            (next, 0)
+        };
+        ti += 1;
         let rows = if left >= MR {
             MR
         } else if const { NV < NVP } {
@@ -547,43 +568,47 @@ unsafe fn row_blocks<V, E, const MR: usize, const NV: usize, const NVP: usize>(
         // not read when k = 0); the rest is the caller's contract, passed through.
         unsafe {
             let a = ops.a.wrapping_add(r0 * ops.lda);
-            let t = (a, ops.lda, ops.csa, ops.k, bpanel, epi, r0, c0, ncols);
-            if rows == MR {
-                tile::<V, E, MR, NV, NVP, 1>(t);
+            let t = (
+                a, ops.lda, ops.csa, ops.k, bpanel, epi, r0, c0, ncols, pf, pf_step,
+            );
+            if rows == MR && pf_step > 0 {
+                tile::<V, E, MR, NV, NVP, 1, true>(t);
+            } else if rows == MR {
+                tile::<V, E, MR, NV, NVP, 1, false>(t);
             } else if rows == 1 {
                 if const { NV == 1 } {
-                    tile::<V, E, 1, NV, NVP, 8>(t);
+                    tile::<V, E, 1, NV, NVP, 8, false>(t);
                 } else {
-                    tile::<V, E, 1, NV, NVP, 4>(t);
+                    tile::<V, E, 1, NV, NVP, 4, false>(t);
                 }
             } else if rows == 2 {
-                tile::<V, E, 2, NV, NVP, 2>(t);
+                tile::<V, E, 2, NV, NVP, 2, false>(t);
             } else if const { NV == NVP } {
                 debug_assert!(2 < rows && rows < MR && MR <= 8);
                 match rows {
                     3 => {
                         if const { MR > 3 } {
-                            tile::<V, E, 3, NV, NVP, 1>(t)
+                            tile::<V, E, 3, NV, NVP, 1, false>(t)
                         }
                     }
                     4 => {
                         if const { MR > 4 } {
-                            tile::<V, E, 4, NV, NVP, 1>(t)
+                            tile::<V, E, 4, NV, NVP, 1, false>(t)
                         }
                     }
                     5 => {
                         if const { MR > 5 } {
-                            tile::<V, E, 5, NV, NVP, 1>(t)
+                            tile::<V, E, 5, NV, NVP, 1, false>(t)
                         }
                     }
                     6 => {
                         if const { MR > 6 } {
-                            tile::<V, E, 6, NV, NVP, 1>(t)
+                            tile::<V, E, 6, NV, NVP, 1, false>(t)
                         }
                     }
                     _ => {
                         if const { MR > 7 } {
-                            tile::<V, E, 7, NV, NVP, 1>(t)
+                            tile::<V, E, 7, NV, NVP, 1, false>(t)
                         }
                     }
                 }
@@ -603,7 +628,28 @@ type TileArgs<'a, F, E> = (
     usize,
     usize,
     usize,
+    *const F,
+    usize,
 );
+
+/// Bytes per prefetched line.
+const PREFETCH_LINE: usize = 64;
+/// Packed B (bytes) above which the GEMM fetches panels ahead (the L2 of one core here).
+const PREFETCH_MIN_B: usize = 1 << 20;
+
+/// Asks for the cache line holding `p` to be brought into the cache (L2 and up on x86_64):
+/// a hint, never a memory access, so any address is allowed.
+#[inline(always)]
+fn prefetch<F>(p: *const F) {
+    #[cfg(all(target_arch = "x86_64", not(miri)))]
+    // SAFETY: `prefetcht1` (SSE, part of the x86_64 baseline) never faults and reads nothing
+    // architecturally visible, whatever the address.
+    unsafe {
+        std::arch::x86_64::_mm_prefetch::<{ std::arch::x86_64::_MM_HINT_T1 }>(p.cast())
+    };
+    #[cfg(not(all(target_arch = "x86_64", not(miri))))]
+    let _ = p;
+}
 
 /// One `R x NV` register tile over all of `K`, in `KS` interleaved partial sums (reduced
 /// pairwise), then the epilogue. The panel's rows are `NVP * LANES` apart (`NVP >= NV`: a
@@ -615,8 +661,16 @@ type TileArgs<'a, F, E> = (
 /// rows `r0..r0 + R` and columns `c0..c0 + ncols` accepted by `epi`, `V`'s features present.
 #[inline(always)]
 #[allow(clippy::needless_range_loop)] // acc[s][i][j] indexed in lockstep across s
-unsafe fn tile<V, E, const R: usize, const NV: usize, const NVP: usize, const KS: usize>(
-    (a, lda, csa, k, bpanel, epi, r0, c0, ncols): TileArgs<'_, V::Elem, E>,
+unsafe fn tile<
+    V,
+    E,
+    const R: usize,
+    const NV: usize,
+    const NVP: usize,
+    const KS: usize,
+    const PF: bool,
+>(
+    (a, lda, csa, k, bpanel, epi, r0, c0, ncols, pf, pf_step): TileArgs<'_, V::Elem, E>,
 ) where
     V: Simd,
     E: Epilogue<V::Elem>,
@@ -631,6 +685,9 @@ unsafe fn tile<V, E, const R: usize, const NV: usize, const NVP: usize, const KS
         while kk < kmain {
             for (s, acc_s) in acc.iter_mut().enumerate() {
                 let kx = kk + s;
+                if PF {
+                    prefetch(pf.wrapping_add(kx * pf_step));
+                }
                 let brow = bpanel.add(kx * nr);
                 let b: [V; NV] = std::array::from_fn(|j| V::load(brow.add(j * V::LANES)));
                 for (i, acc_i) in acc_s.iter_mut().enumerate() {
@@ -680,9 +737,9 @@ unsafe fn tile<V, E, const R: usize, const NV: usize, const NVP: usize, const KS
     }
 }
 
-/// `C = A B + addend` (see [`Addend`]) with bounds checked once: the safe entry point for the hoisted,
-/// non-recurrent products. `A[i][k]` is at `a[i * rsa + k * csa]`; `c` is `[m, n]` with
-/// leading dimension `ldc`. Large products split
+/// `C = A B + addend` (see [`Addend`]) with bounds checked once: the safe entry point for the
+/// hoisted, non-recurrent products. `A[i][k]` is at `a[i * rsa + k * csa]`; `c` is `[m, n]`
+/// with leading dimension `ldc`. Large products split
 /// their panels across the caller's rayon threads (bitwise identical for any thread count).
 #[allow(clippy::too_many_arguments)]
 pub fn gemm_packed<F: Float>(
@@ -710,35 +767,33 @@ pub fn gemm_packed<F: Float>(
     );
     let ops = Operands::strided(a, rsa, csa, m, bp, bp.k);
     let f = select::<F, Store<F>>(isa);
-    // No K blocking below a large B: each register tile runs over all of K, its panel streaming from L2 (or
-    // L3) and C touched once. Measured against L1-sized K blocks (24 KiB panel slices), the
-    // extra passes over C cost more than the blocks saved: 512x3200x512 went from 103 to 114
-    // GFLOP/s and 1760x800x1760 from 83 to 109 (1 thread, `kernel_speed` probe, 115 GFLOP/s
-    // FMA peak at the time). Rows go in chunks of `MC` over all of this thread's panels, so a
-    // chunk's A rows stay in cache while the panels stream past.
+    // Rows go in chunks of `MC` over all of this thread's panels: each register tile runs over
+    // all of K (or of a K block, below) with its panel streaming from L2, C touched once, and a
+    // panel is fetched from L3 once per chunk and then read from L2 by the chunk's other
+    // `MC / MR` tiles. The chunk sets that ratio. A probe timing `gemm_packed` (1 thread,
+    // AVX-512, one binary with the chunk read from the environment, 9-25 interleaved rounds,
+    // best GFLOP/s) with 24 / 48 / 96 / 144 rows per chunk: 3200x1760x1760
+    // 125 / 141 / 150 / 154, 1760x800x1760 122 / 130 / 142 / 144, 512x3200x512 129 / 144 /
+    // 151 / 155, while K = 512 products stay at 156-166 from 24 to 192 rows (FMA probe 175).
     let panels = bp.panels();
     let c = SharedMut(c.as_mut_ptr());
     let flops = 2 * m * bp.k * bp.n;
-    // K blocks: one unless B is large and K long (the weight gradients over T * B rows of the
-    // big workloads: 1760x3200x1760, B = 22.5 MB, beyond L3 with A and C). There every row
-    // chunk streams all of B from memory; chunks of 128 rows quarter that traffic, and K
-    // blocks of at most 1024 keep such a chunk of A (128 x KC) in L2. `kernel_speed`, 1
-    // thread: 32-row chunks unblocked 91.5-92.1 GFLOP/s, K-blocked alone 92.1, K-blocked with
-    // 128-row chunks 100.0-102.2; 128-row chunks without K blocks cost 1760x800x1760 15 %
-    // (A's chunk no longer fits L2), so smaller B keeps the one-pass form. Fixed by the shape
+    // K blocks: one unless B is large and K long (the weight gradients over T * B rows of long
+    // sequences), so that a chunk of A (`MC x KC`) and a panel's slice of B stay in L2 rather
+    // than every tile streaming its panel from memory. Measured at 1760x3200x1760 (two blocks
+    // of 1600): 152 GFLOP/s best against 152 unblocked and 145 with blocks of 1024 (the same
+    // probe, 11 rounds); a block of 2048 keeps the chunk of A within L2. Fixed by the shape
     // alone, so every thread count sums in the same order.
     let kblocks = if bp.k > KC_MAX && bp.k * bp.n > BLOCK_B_ELEMS {
         bp.k.div_ceil(KC_MAX)
     } else {
         1
     };
-    // Rows per chunk (see above).
-    let mcr = if kblocks > 1 { MC_BLOCKED } else { MC };
-    let chunks = m.div_ceil(mcr);
-    // A chunk of `mcr` rows over a range of panels: the same tiles, whoever runs it.
+    let chunks = m.div_ceil(MC);
+    // A chunk of `MC` rows over a range of panels: the same tiles, whoever runs it.
     let run = |rows: Range<usize>, panels: Range<usize>| {
-        for r0 in rows.step_by(mcr) {
-            let mc = mcr.min(m - r0);
+        for r0 in rows.step_by(MC) {
+            let mc = MC.min(m - r0);
             let c = c.get().wrapping_add(r0 * ldc);
             for kb in 0..kblocks {
                 let (k0, k1) = (bp.k * kb / kblocks, bp.k * (kb + 1) / kblocks);
@@ -765,13 +820,13 @@ pub fn gemm_packed<F: Float>(
             .max()
             .unwrap_or(0)
     };
-    let by_rows = busiest(chunks, mcr, m) as f64 / m as f64;
+    let by_rows = busiest(chunks, MC, m) as f64 / m as f64;
     let by_cols = busiest(panels, bp.nr, bp.n) as f64 / bp.n as f64;
     if t > 1 && by_rows < by_cols {
-        // Threads own whole `MC`-row chunks and every panel (T * B = 3200 rows: 50 against
-        // 50 chunks, where H = 1760 in 32-column panels splits 28 against 27 panels).
+        // Threads own whole `MC`-row chunks and every panel (T * B = 3200 rows: 17 against
+        // 17 chunks, where H = 1760 in 32-column panels splits 28 against 27 panels).
         threads.run(1, chunks, |_, ch| {
-            run(ch.start * mcr..(ch.end * mcr).min(m), 0..panels);
+            run(ch.start * MC..(ch.end * MC).min(m), 0..panels);
         });
     } else {
         // Threads own disjoint panels (columns) for the whole product.
@@ -779,14 +834,13 @@ pub fn gemm_packed<F: Float>(
     }
 }
 
-/// Rows of A per pass over the panels in [`gemm_packed`].
-const MC: usize = 32;
-/// Rows of A per pass when `K` is blocked.
-const MC_BLOCKED: usize = 128;
+/// Rows of A per pass over the panels in [`gemm_packed`] (a multiple of every path's `MR`: 4,
+/// 6 and 8).
+const MC: usize = 96;
 /// Longest contraction [`gemm_packed`] runs in one pass when B is large (see [`BLOCK_B_ELEMS`]).
-const KC_MAX: usize = 1024;
+const KC_MAX: usize = 2048;
 /// B (`K * n` elements) above which a long `K` is split into blocks of at most [`KC_MAX`]
-/// and rows go in chunks of [`MC_BLOCKED`] (16 MiB of `f32`; see `gemm_packed`).
+/// (16 MiB of `f32`; see `gemm_packed`).
 const BLOCK_B_ELEMS: usize = 1 << 22;
 
 /// A raw address shared with the threads of a time loop, which write disjoint parts of it

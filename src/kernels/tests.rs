@@ -157,8 +157,11 @@ fn kernel_speed_1t() {
         (512, 3200, 512),
         (1760, 3200, 1760),
         (1760, 800, 1760),
+        (3200, 1760, 1760),
+        (800, 1760, 1760),
         (16, 512, 512),
         (16, 1760, 1760),
+        (64, 1760, 1760),
         (800, 512, 512),
         (1, 256, 256),
         (1, 32, 32),
@@ -415,8 +418,8 @@ fn gemm_packed_is_bitwise_identical_for_any_thread_count() {
 
 #[test]
 fn k_blocked_products_match_loops_with_every_addend() {
-    // K = 1100 > KC_MAX and K * n > BLOCK_B_ELEMS: two K blocks, the first with the caller's
-    // addend, the second accumulating; m = 3 and 130 (one and two row chunks of MC_BLOCKED).
+    // K = KC_MAX + 76 and K * n > BLOCK_B_ELEMS: two K blocks, the first with the caller's
+    // addend, the second accumulating; m = 3 and MC + 2 (one and two row chunks).
     let (k, n) = (KC_MAX + 76, BLOCK_B_ELEMS / (KC_MAX + 76) + 5);
     assert!(k * n > BLOCK_B_ELEMS);
     for (i, isa) in Isa::available().into_iter().enumerate() {
@@ -425,7 +428,7 @@ fn k_blocked_products_match_loops_with_every_addend() {
         }
         // Two row chunks (the loops are slow at this size: the best path only).
         if i == 0 {
-            check_store::<f32>(isa, MC_BLOCKED + 2, k, n, ACCUMULATE);
+            check_store::<f32>(isa, MC + 2, k, n, ACCUMULATE);
         }
     }
 }
