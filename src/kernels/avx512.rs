@@ -21,6 +21,8 @@ use crate::vecmath::avx512::{tanh_avx512_pd, tanh_avx512_ps};
 pub const NV: usize = 2;
 /// Rows per register tile.
 const MR: usize = 8;
+/// Rows per register tile of the hoisted products ([`gemm_tall`]).
+const MR_TALL: usize = 12;
 
 /// The packed GEMM on the AVX-512 path.
 ///
@@ -32,6 +34,22 @@ const MR: usize = 8;
 pub unsafe fn gemm<F: Float, E: Epilogue<F>>(ops: &Operands<F>, epi: &E, panels: Range<usize>) {
     // SAFETY: the features are enabled here and the memory contract is the caller's.
     unsafe { gemm_body::<F::V512, E, MR, NV>(ops, epi, panels) }
+}
+
+/// The packed GEMM with 12-row register tiles (24 accumulators), for the hoisted products (see
+/// [`super::select_tall`]).
+///
+/// # Safety
+///
+/// As [`gemm`].
+#[target_feature(enable = "avx512f,avx2,fma")]
+pub unsafe fn gemm_tall<F: Float, E: Epilogue<F>>(
+    ops: &Operands<F>,
+    epi: &E,
+    panels: Range<usize>,
+) {
+    // SAFETY: the features are enabled here and the memory contract is the caller's.
+    unsafe { gemm_body::<F::V512, E, MR_TALL, NV>(ops, epi, panels) }
 }
 
 /// Steps `0..n` of `steps` over `panels`, in order, in this one call (see [`super::StepsFn`]).
