@@ -463,7 +463,7 @@ pub fn select_steps<F: Float, S: Steps<F>>(isa: Isa) -> StepsFn<S> {
 /// with [`Store`], but on AVX-512 with 12-row tiles (24 accumulators), which read each panel
 /// row once per 24 FMAs instead of 16: a probe timing `gemm_packed` (1 thread, two builds, 9
 /// rounds each, best GFLOP/s) 8 against 12 rows, 96-row chunks: 3200x1760x1760 150-154 /
-/// 154-156, 800x1760x1760 146 / 153-157, 1760x3200x1760 144-147 / 144-158, K = 512 products
+/// 154-156, 800x1760x1760 146 / 153-157, 1760x3200x1760 145-149 / 144-158, K = 512 products
 /// within 1 %. The time loop keeps 8 rows (`B = 16` would run a 12-row and a 4-row tile).
 pub fn select_tall<F: Float>(isa: Isa) -> KernelFn<F, Store<F>> {
     match isa {
