@@ -462,7 +462,8 @@ pub fn select_steps<F: Float, S: Steps<F>>(isa: Isa) -> StepsFn<S> {
 /// Selects the packed GEMM of `isa` for the hoisted products ([`gemm_packed`]): as [`select`]
 /// with [`Store`], but on AVX-512 with 12-row tiles (24 accumulators), which read each panel
 /// row once per 24 FMAs instead of 16: a probe timing `gemm_packed` (1 thread, two builds, 9
-/// rounds each, best GFLOP/s) 8 against 12 rows, 96-row chunks: 3200x1760x1760 150-154 /
+/// rounds each, best GFLOP/s; reproduce with `avx512::MR_TALL = 8` and the `kernel_speed`
+/// probe, see `gemm_packed`) 8 against 12 rows, 96-row chunks: 3200x1760x1760 150-154 /
 /// 154-156, 800x1760x1760 146 / 153-157, 1760x3200x1760 145-149 / 144-158, K = 512 products
 /// within 1 %. The time loop keeps 8 rows (`B = 16` would run a 12-row and a 4-row tile).
 pub fn select_tall<F: Float>(isa: Isa) -> KernelFn<F, Store<F>> {
@@ -552,24 +553,22 @@ unsafe fn row_blocks<V, E, const MR: usize, const NV: usize, const NVP: usize>(
     // two tiles instead fetch the next panel (the packed panels are contiguous) into L2 ahead
     // of use, one line per `k` each (a panel row, 32 f32 or 16 f64, is two lines). The probe
     // described in `gemm_packed` (two builds, 9 rounds each, alternated twice), best GFLOP/s
-    // without / with: 16x1760x1760 107-115 / 136-142, 64x1760x1760 152 / 154-160,
-    // 3200x1760x1760 with 24-row chunks 122-124 / 137-140, with 96-row chunks 150 / 149-150.
+    // without (reproduce: `PREFETCH_MIN_B = usize::MAX` and the `kernel_speed` probe) / with:
+    // 16x1760x1760 107-115 / 136-142, 64x1760x1760 152 / 154-160, 3200x1760x1760 with 24-row
+    // chunks 122-124 / 137-140, with 96-row chunks 150 / 149-150.
     // With B in L2 the fetches only take load slots (16x512x512: 172 / 157-160), and a single
     // tile has nobody to fetch for (1x256x256: 52 / 33, 1x1760x1760: 13.5 both): neither
     // fetches.
     let far = ops.n.div_ceil(ops.nr) * ops.pstride * size_of::<V::Elem>() > PREFETCH_MIN_B;
-    let line = PREFETCH_LINE / size_of::<V::Elem>();
     let next = bpanel.wrapping_add(ops.pstride);
     let fetchers = if far && ops.m > MR { 2 } else { 0 };
     let mut r0 = 0;
     let mut ti = 0;
     while r0 < ops.m {
         let left = ops.m - r0;
-        let (pf, pf_step) = if ti < fetchers {
-            (next.wrapping_add(ti * ops.k * line), line)
-        } else {
-            (next, 0)
-        };
+        // Tile `ti < fetchers` fetches lines `ti * k ..` of the next panel, one per `k`.
+        let fetch = ti < fetchers;
+        let pf = next.wrapping_add(ti * ops.k * (PREFETCH_LINE / size_of::<V::Elem>()));
         ti += 1;
         let rows = if left >= MR {
             MR
@@ -582,10 +581,8 @@ unsafe fn row_blocks<V, E, const MR: usize, const NV: usize, const NVP: usize>(
         // not read when k = 0); the rest is the caller's contract, passed through.
         unsafe {
             let a = ops.a.wrapping_add(r0 * ops.lda);
-            let t = (
-                a, ops.lda, ops.csa, ops.k, bpanel, epi, r0, c0, ncols, pf, pf_step,
-            );
-            if rows == MR && pf_step > 0 {
+            let t = (a, ops.lda, ops.csa, ops.k, bpanel, epi, r0, c0, ncols, pf);
+            if rows == MR && fetch {
                 tile::<V, E, MR, NV, NVP, 1, true>(t);
             } else if rows == MR {
                 tile::<V, E, MR, NV, NVP, 1, false>(t);
@@ -635,7 +632,6 @@ type TileArgs<'a, F, E> = (
     usize,
     usize,
     *const F,
-    usize,
 );
 
 /// Bytes per prefetched line.
@@ -676,7 +672,7 @@ unsafe fn tile<
     const KS: usize,
     const PF: bool,
 >(
-    (a, lda, csa, k, bpanel, epi, r0, c0, ncols, pf, pf_step): TileArgs<'_, V::Elem, E>,
+    (a, lda, csa, k, bpanel, epi, r0, c0, ncols, pf): TileArgs<'_, V::Elem, E>,
 ) where
     V: Simd,
     E: Epilogue<V::Elem>,
@@ -692,7 +688,7 @@ unsafe fn tile<
             for (s, acc_s) in acc.iter_mut().enumerate() {
                 let kx = kk + s;
                 if PF {
-                    prefetch(pf.wrapping_add(kx * pf_step));
+                    prefetch(pf.wrapping_add(kx * (PREFETCH_LINE / size_of::<V::Elem>())));
                 }
                 let brow = bpanel.add(kx * nr);
                 let b: [V; NV] = std::array::from_fn(|j| V::load(brow.add(j * V::LANES)));
@@ -778,7 +774,9 @@ pub fn gemm_packed<F: Float>(
     // panel is fetched from L3 once per chunk and then read from L2 by the chunk's other
     // `MC / MR` tiles. The chunk sets that ratio. A probe timing `gemm_packed` (1 thread,
     // AVX-512, one binary with the chunk read from the environment, 9-25 interleaved rounds,
-    // best GFLOP/s) with 24 / 48 / 96 / 144 rows per chunk: 3200x1760x1760
+    // best GFLOP/s; not kept: reproduce with `MC` edited and `cargo test --release --lib
+    // kernel_speed -- --ignored --nocapture`, best of 5 calls, one build at a time) with 24 /
+    // 48 / 96 / 144 rows per chunk: 3200x1760x1760
     // 125 / 141 / 150 / 154, 1760x800x1760 122 / 130 / 142 / 144, 512x3200x512 129 / 144 /
     // 151 / 155, while K = 512 products stay at 156-166 from 24 to 192 rows (FMA probe 175).
     let panels = bp.panels();
