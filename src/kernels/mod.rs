@@ -197,23 +197,37 @@ pub fn packed_len<F: Float>(isa: Isa, k: usize, n: usize) -> usize {
 /// Packs `B [k, n]`, given row by row (`row(kk)` is `B[kk][0..n]`, or `None` for a row of
 /// zeros), for `isa` into the start of `dst` (at least [`packed_len`] elements, e.g. from a
 /// workspace), zero padding included. Rows are copied as slices: this runs once per backward
-/// call over all `T * B` rows, so it must run at memory speed.
+/// call over all `T * B` rows, so it must run at memory speed. Large packs split their panels
+/// into one contiguous range per thread of the caller's rayon pool (each reads its part of
+/// every row as one run); the result does not depend on the split.
 ///
 /// Panics if a row is shorter than `n` (a caller bug: checked, never read out of bounds).
 pub fn pack_into<'a, 's, F: Float>(
     isa: Isa,
     k: usize,
     n: usize,
-    row: impl Fn(usize) -> Option<&'s [F]>,
+    row: impl Fn(usize) -> Option<&'s [F]> + Sync,
     dst: &'a mut [F],
 ) -> PackedRef<'a, F> {
+    use rayon::prelude::*;
     let nr = panel_width::<F>(isa);
     let dst = &mut dst[..packed_len::<F>(isa, k, n)];
-    match nr {
-        32 => pack_rows::<F, 32>(k, n, row, dst),
-        16 => pack_rows::<F, 16>(k, n, row, dst),
-        8 => pack_rows::<F, 8>(k, n, row, dst),
+    let panels = n.div_ceil(nr);
+    let threads = rayon::current_num_threads();
+    // Panels `p0..` into `dst` (whole panels from `p0`).
+    let part = |p0: usize, dst: &mut [F]| match nr {
+        32 => pack_rows::<F, 32>(k, n, p0, &row, dst),
+        16 => pack_rows::<F, 16>(k, n, p0, &row, dst),
+        8 => pack_rows::<F, 8>(k, n, p0, &row, dst),
         _ => unreachable!("panel widths are 8, 16 or 32"),
+    };
+    if k * n < PACK_PARALLEL_ELEMS || threads == 1 || panels == 1 || k == 0 {
+        part(0, dst);
+    } else {
+        let per = panels.div_ceil(threads);
+        dst.par_chunks_mut(per * k * nr)
+            .enumerate()
+            .for_each(|(i, d)| part(i * per, d));
     }
     PackedRef {
         data: dst,
@@ -223,20 +237,28 @@ pub fn pack_into<'a, 's, F: Float>(
     }
 }
 
-/// [`pack_into`]'s loop for panels `NR` wide: a full panel row is one fixed-size copy (a
-/// couple of vector moves in place, where a slice copy of run-time length called `memmove` per
-/// row and panel).
+/// Elements (`k * n`) from which [`pack_into`] splits its panels across threads.
+const PACK_PARALLEL_ELEMS: usize = 1 << 18;
+
+/// [`pack_into`]'s loop for panels `NR` wide, panels `p0..p0 + dst.len() / (k * NR)`, row by
+/// row: a full panel row is one fixed-size copy (a couple of vector moves in place, where a
+/// slice copy of run-time length called `memmove` per row and panel).
 fn pack_rows<'s, F: Float, const NR: usize>(
     k: usize,
     n: usize,
-    row: impl Fn(usize) -> Option<&'s [F]>,
+    p0: usize,
+    row: &impl Fn(usize) -> Option<&'s [F]>,
     dst: &mut [F],
 ) {
     let panel_len = k * NR;
+    if panel_len == 0 {
+        return;
+    }
+    let panels = dst.len() / panel_len;
     for kk in 0..k {
         let src = row(kk);
-        for p in 0..n.div_ceil(NR) {
-            let c0 = p * NR;
+        for p in 0..panels {
+            let c0 = (p0 + p) * NR;
             let width = NR.min(n - c0);
             let d: &mut [F; NR] = (&mut dst[p * panel_len + kk * NR..][..NR])
                 .try_into()
@@ -255,7 +277,11 @@ fn pack_rows<'s, F: Float, const NR: usize>(
     }
 }
 
-/// Writes the transpose of `src` (`[rows, cols]`, row-major) into `dst` (`[cols, rows]`).
+/// Writes the transpose of `src` (`[rows, cols]`, row-major) into `dst` (`[cols, rows]`) and,
+/// when `sums` is given (`cols` elements, overwritten), the sum of each column of `src` added
+/// from zero in row order (the order of a plain loop over the rows, whatever the thread
+/// count): the bias gradients, taken while `dA` passes through for the transpose instead of
+/// in a pass of their own.
 ///
 /// Used once per backward call to give the weight-gradient GEMMs `dA^T` with contiguous rows:
 /// read as a strided view instead, each step of `K` jumps a whole row of `dA` (2 KiB at
@@ -265,20 +291,36 @@ fn pack_rows<'s, F: Float, const NR: usize>(
 /// Each output row is written 8 elements at a time (one half cache line) from 8 source rows;
 /// of the orders tried (16 x 16 blocks, 32 x 32, two-level 64/128 blocks, column blocks
 /// outer) this was fastest at 3200 x 512: 1.2 ms against 4.5 ms for 16 x 16 blocks, 1 thread.
+/// AVX-512 16 x 16 register transposes (two-source permutes) were no faster alone (3200 x 512,
+/// 1 thread: 1.49 to 1.52 ms against 1.50) and slower inside `backward`, where `dA` comes from
+/// the sweep and the copy goes to memory not touched since the last call (`rnn_h512_b64_t50`
+/// train, 1 thread: 5.0 to 5.5 ms against 3.9 to 5.0 with the sums, three alternated runs).
 /// Large transposes split their output rows across the caller's rayon threads.
 ///
-/// Panics if `src` or `dst` is shorter than `rows * cols` (a caller bug).
-pub fn transpose_into<F: Float>(src: &[F], rows: usize, cols: usize, dst: &mut [F]) {
+/// Panics if `src` or `dst` is shorter than `rows * cols` or `sums` than `cols` (a caller
+/// bug).
+pub fn transpose_into<F: Float>(
+    src: &[F],
+    rows: usize,
+    cols: usize,
+    dst: &mut [F],
+    sums: Option<&mut [F]>,
+) {
     use rayon::prelude::*;
     const ROWS: usize = 8;
     // Output rows per parallel task; and the size below which one thread does it all.
     const COLS: usize = 64;
     const PARALLEL_ELEMENTS: usize = 1 << 18;
     let (src, dst) = (&src[..rows * cols], &mut dst[..rows * cols]);
+    let mut sums = sums.map(|s| &mut s[..cols]);
+    if let Some(s) = sums.as_deref_mut() {
+        s.fill(F::ZERO);
+    }
     if rows == 0 || cols == 0 {
         return;
     }
-    let part = |c0: usize, out: &mut [F]| {
+    // Output rows `c0..` (`out`), with their sums when asked (`sums`, one per output row).
+    let part = |c0: usize, out: &mut [F], mut sums: Option<&mut [F]>| {
         let c1 = c0 + out.len() / rows;
         for r0 in (0..rows).step_by(ROWS) {
             let r1 = (r0 + ROWS).min(rows);
@@ -287,15 +329,25 @@ pub fn transpose_into<F: Float>(src: &[F], rows: usize, cols: usize, dst: &mut [
                 for (i, d) in d.iter_mut().enumerate() {
                     *d = src[(r0 + i) * cols + c];
                 }
+                if let Some(s) = sums.as_deref_mut() {
+                    let s = &mut s[c - c0];
+                    for &d in d.iter() {
+                        *s += d;
+                    }
+                }
             }
         }
     };
     if rows * cols < PARALLEL_ELEMENTS || rayon::current_num_threads() == 1 {
-        part(0, dst);
+        part(0, dst, sums);
     } else {
-        dst.par_chunks_mut(COLS * rows)
-            .enumerate()
-            .for_each(|(i, out)| part(i * COLS, out));
+        let tasks = dst.par_chunks_mut(COLS * rows).enumerate();
+        match sums {
+            Some(s) => tasks
+                .zip(s.par_chunks_mut(COLS))
+                .for_each(|((i, out), s)| part(i * COLS, out, Some(s))),
+            None => tasks.for_each(|(i, out)| part(i * COLS, out, None)),
+        }
     }
 }
 

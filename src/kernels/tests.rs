@@ -276,6 +276,52 @@ fn strided_a_and_workspace_packing_match_loops() {
     }
 }
 
+/// `pack_into` past its parallel threshold (2^18 elements), in 1 and 2 threads, against the
+/// layout written out: panel `p`, row `kk`, lane `j` holds `B[kk][p * nr + j]`, zero past `n`
+/// and for rows given as `None`; nothing past the packed length is written.
+#[test]
+fn pack_into_splits_panels_across_threads() {
+    for isa in Isa::available() {
+        for &(k, n) in &[(600, 520), (513, 1000), (2, 300_000)] {
+            let mut seed = 5;
+            let b: Vec<f32> = (0..k * n).map(|_| lcg(&mut seed) as f32).collect();
+            let nr = panel_width::<f32>(isa);
+            let len = packed_len::<f32>(isa, k, n);
+            for threads in [1, 2] {
+                let pool = rayon::ThreadPoolBuilder::new()
+                    .num_threads(threads)
+                    .build()
+                    .unwrap();
+                let mut buf = vec![7.0f32; len + 3];
+                let given = |kk: usize| kk % 5 != 2;
+                pool.install(|| {
+                    pack_into(
+                        isa,
+                        k,
+                        n,
+                        |kk| given(kk).then(|| &b[kk * n..][..n]),
+                        &mut buf,
+                    );
+                });
+                for (i, &got) in buf[..len].iter().enumerate() {
+                    let (p, kk, j) = (i / (k * nr), i / nr % k, i % nr);
+                    let c = p * nr + j;
+                    let want = if c < n && given(kk) {
+                        b[kk * n + c]
+                    } else {
+                        0.0
+                    };
+                    assert_eq!(
+                        got, want,
+                        "{isa:?} {k}x{n} {threads} threads at {p},{kk},{j}"
+                    );
+                }
+                assert_eq!(buf[len..], [7.0; 3], "wrote past the packed length");
+            }
+        }
+    }
+}
+
 /// Records, for a threaded loop, that every panel of every step runs exactly once and that no
 /// call of step `s + 1` starts before every call of step `s` has returned.
 fn check_step_loop(steps: usize, panels: usize, threads: usize) {
@@ -355,23 +401,76 @@ fn step_loop_propagates_a_panic_instead_of_hanging() {
     assert!(result.is_err());
 }
 
-#[test]
-fn transpose_into_matches_index_swap() {
-    for &(rows, cols) in &[(1, 1), (1, 17), (17, 1), (16, 16), (33, 47)] {
-        let src: Vec<f32> = (0..rows * cols).map(|i| i as f32).collect();
-        let mut dst = vec![-1.0f32; rows * cols + 2];
-        transpose_into(&src, rows, cols, &mut dst);
+/// `transpose_into` against the index swap, and its column sums bitwise against a loop over
+/// the rows in order (the order it documents), in both precisions, around its 8-row blocks, in
+/// one thread and split across two (the largest sizes are past the parallel threshold, 2^18
+/// elements, and split in 64-column parts); nothing past `rows * cols` or `cols` is written.
+fn check_transpose<F: Float>(rows: usize, cols: usize) {
+    let mut seed = (rows * 7919 + cols) as u64;
+    let src: Vec<F> = (0..rows * cols)
+        .map(|_| F::from_f64(lcg(&mut seed)))
+        .collect();
+    let mut want_sums = vec![F::ZERO; cols];
+    for row in src.chunks_exact(cols.max(1)).take(rows) {
+        for (s, &d) in want_sums.iter_mut().zip(row) {
+            *s += d;
+        }
+    }
+    for threads in [1, 2] {
+        let pool = rayon::ThreadPoolBuilder::new()
+            .num_threads(threads)
+            .build()
+            .unwrap();
+        let sentinel = F::from_f64(-7.0);
+        let mut dst = vec![sentinel; rows * cols + 2];
+        let mut sums = vec![sentinel; cols + 1];
+        pool.install(|| transpose_into(&src, rows, cols, &mut dst, Some(&mut sums)));
         for r in 0..rows {
             for c in 0..cols {
                 assert_eq!(
-                    dst[c * rows + r],
-                    src[r * cols + c],
+                    dst[c * rows + r].to_f64(),
+                    src[r * cols + c].to_f64(),
                     "{rows}x{cols} at {r},{c}"
                 );
             }
         }
-        assert_eq!(dst[rows * cols..], [-1.0, -1.0], "wrote past rows * cols");
+        assert_eq!(dst[rows * cols..], [sentinel; 2], "wrote past rows * cols");
+        for c in 0..cols {
+            assert_eq!(
+                sums[c].to_f64().to_bits(),
+                want_sums[c].to_f64().to_bits(),
+                "{rows}x{cols} {threads} threads: sum of column {c}"
+            );
+        }
+        assert_eq!(sums[cols], sentinel, "wrote past the sums");
+        let mut plain = vec![sentinel; rows * cols];
+        pool.install(|| transpose_into(&src, rows, cols, &mut plain, None));
+        assert_eq!(plain[..], dst[..rows * cols], "without sums");
     }
+}
+
+#[test]
+fn transpose_into_matches_index_swap() {
+    let sizes = [
+        (1, 1),
+        (1, 17),
+        (17, 1),
+        (7, 9),
+        (8, 8),
+        (16, 16),
+        (33, 47),
+        (100, 130),
+        (520, 515),
+        (1024, 256),
+    ];
+    for &(rows, cols) in &sizes {
+        check_transpose::<f32>(rows, cols);
+        check_transpose::<f64>(rows, cols);
+    }
+    // Nothing to transpose: the sums are still written (zeros).
+    let mut sums = [1.0f32; 3];
+    transpose_into(&[], 0, 3, &mut [], Some(&mut sums));
+    assert_eq!(sums, [0.0; 3]);
 }
 
 /// `gemm_packed` splits rows or panels across threads, whichever balances better: both must
@@ -543,29 +642,43 @@ fn run_steps_in_one_call_matches_threaded_steps_bitwise_and_loops() {
     }
 }
 
-/// Throughput probe of `pack_into` (the weight-gradient operands), 1 thread, best of 7:
-/// `cargo test --release --lib pack_speed -- --ignored --nocapture`.
+/// Throughput probe of `pack_into` (the weight-gradient operands), 1 and 2 threads, best of
+/// 7: `cargo test --release --lib pack_speed -- --ignored --nocapture`.
 #[test]
 #[ignore]
 fn pack_speed() {
     let isa = Isa::detect();
-    for &(k, n) in &[(1584usize, 512usize), (672, 32), (3200, 1760), (96, 64)] {
-        let src = vec![0.5f32; k * n];
-        let mut dst = vec![0f32; packed_len::<f32>(isa, k, n)];
-        let reps = (20_000_000 / (k * n)).max(3);
-        let mut best = f64::MAX;
-        for _ in 0..7 {
-            let t = std::time::Instant::now();
-            for _ in 0..reps {
-                let p = pack_into(isa, k, n, |r| Some(&src[r * n..][..n]), &mut dst);
-                std::hint::black_box(&p);
+    for threads in [1, 2] {
+        let pool = rayon::ThreadPoolBuilder::new()
+            .num_threads(threads)
+            .build()
+            .unwrap();
+        for &(k, n) in &[
+            (1584usize, 512usize),
+            (3200, 512),
+            (672, 32),
+            (3200, 1760),
+            (96, 64),
+        ] {
+            let src = vec![0.5f32; k * n];
+            let mut dst = vec![0f32; packed_len::<f32>(isa, k, n)];
+            let reps = (20_000_000 / (k * n)).max(3);
+            let mut best = f64::MAX;
+            for _ in 0..7 {
+                let t = std::time::Instant::now();
+                pool.install(|| {
+                    for _ in 0..reps {
+                        let p = pack_into(isa, k, n, |r| Some(&src[r * n..][..n]), &mut dst);
+                        std::hint::black_box(&p);
+                    }
+                });
+                best = best.min(t.elapsed().as_secs_f64() / reps as f64);
             }
-            best = best.min(t.elapsed().as_secs_f64() / reps as f64);
+            let gbs = 8.0 * (k * n) as f64 / best * 1e-9;
+            println!(
+                "pack {k}x{n} ({isa:?}, {threads} threads): {:.1} us, {gbs:.2} GB/s read + written",
+                best * 1e6
+            );
         }
-        let gbs = 8.0 * (k * n) as f64 / best * 1e-9;
-        println!(
-            "pack {k}x{n} ({isa:?}): {:.1} us, {gbs:.2} GB/s read + written",
-            best * 1e6
-        );
     }
 }

@@ -39,7 +39,7 @@ impl<F: Float> Rnn<F> {
     /// `grad_output` beyond a sequence's length is ignored. See [`RnnGrads`] for where each
     /// gradient goes.
     ///
-    /// Workspace: `T*B*H + B*H` elements, plus, when `d_w_ih` or `d_w_hh` is wanted, room
+    /// Workspace: `T*B*H + H` elements, plus, when `d_w_ih` or `d_w_hh` is wanted, room
     /// for `input` or the previous states packed for the kernels (`T*B` rows of `max(H, I)`
     /// rounded up to the panel width) and, when a row of `H` elements takes 2 KiB or more,
     /// `T*B*H` for `dA` transposed. Padded rows of `input` are packed as zeros, so whatever the
@@ -129,9 +129,9 @@ impl<F: Float> Rnn<F> {
         } else {
             0
         };
-        let ws = workspace.take(seq_len + state_len + dt_len + pack_len);
+        let ws = workspace.take(seq_len + hidden + dt_len + pack_len);
         let (d_pre, ws) = ws.split_at_mut(seq_len);
-        let (carry, ws) = ws.split_at_mut(state_len);
+        let (db, ws) = ws.split_at_mut(hidden);
         let (d_pre_t, pack_buf) = ws.split_at_mut(dt_len);
 
         // The sequential sweep: dA_t = (dh_t + dA_(t+1) W_hh) * act'(h_t), fused per step.
@@ -164,11 +164,21 @@ impl<F: Float> Rnn<F> {
                 }
             }
         }
+        // The bias gradients are `dA`'s column sums: taken by the transpose when there is one,
+        // in the same order (rows in order, from zero) as the loop below.
+        let want_db = d_b_ih.is_some() || d_b_hh.is_some();
+        if transpose {
+            kernels::transpose_into(d_pre, rows, hidden, d_pre_t, want_db.then_some(&mut *db));
+        } else if want_db {
+            db.fill(F::ZERO);
+            for row in d_pre.chunks_exact(hidden) {
+                for (s, &d) in db.iter_mut().zip(row) {
+                    *s += d;
+                }
+            }
+        }
         // The weight gradients: dA^T (`d_pre` transposed once, so its rows are contiguous)
         // times the right operand packed into the workspace.
-        if transpose {
-            kernels::transpose_into(d_pre, rows, hidden, d_pre_t);
-        }
         let (d_pre_t, strides) = if transpose {
             (&*d_pre_t, (rows, 1))
         } else {
@@ -219,19 +229,9 @@ impl<F: Float> Rnn<F> {
                 kernels::gemm_packed(isa, a, strides, hidden, hp, d_w_hh, hidden, Addend::C);
             }
         }
-        if d_b_ih.is_some() || d_b_hh.is_some() {
-            // Reuse the carry buffer for the column sums of dA.
-            let db = &mut carry[..hidden];
-            db.fill(F::ZERO);
-            for row in d_pre.chunks_exact(hidden) {
-                for (s, &d) in db.iter_mut().zip(row) {
-                    *s += d;
-                }
-            }
-            for d in [d_b_ih, d_b_hh].into_iter().flatten() {
-                for (d, &s) in d.iter_mut().zip(&*db) {
-                    *d += s;
-                }
+        for d in [d_b_ih, d_b_hh].into_iter().flatten() {
+            for (d, &s) in d.iter_mut().zip(&*db) {
+                *d += s;
             }
         }
         Ok(())
