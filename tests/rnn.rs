@@ -239,12 +239,13 @@ fn tile_boundary_sizes_match_reference() {
 }
 
 /// The weight gradients read `dA^T` as a strided view of `dA` while a row of `H` elements is
-/// under 2 KiB and from a transposed copy from there on: hidden sizes on both sides of that
-/// (f32 at 511 / 512, f64 at 255 / 256), with and without `h0` (which moves where `dW_hh`'s
-/// rows of `dA` start) and with lengths (padded rows), against the reference.
+/// under 1 KiB and packed in panels of a register tile's rows from there on: hidden sizes on
+/// both sides of that (f32 at 255 / 256, f64 at 127 / 128; 256 and 128 also end in a partial
+/// panel of the 12- and 6-row paths), with and without `h0` (which moves where `dW_hh`'s rows
+/// of `dA` start) and with lengths (padded rows), against the reference.
 #[test]
-fn weight_gradients_match_reference_on_both_sides_of_the_transpose_threshold() {
-    for (k, &h) in [255usize, 256, 511, 512].iter().enumerate() {
+fn weight_gradients_match_reference_on_both_sides_of_the_packing_threshold() {
+    for (k, &h) in [127usize, 128, 255, 256].iter().enumerate() {
         for h0 in [false, true] {
             let flags = Flags {
                 bias: true,

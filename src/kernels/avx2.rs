@@ -12,7 +12,7 @@ use crate::vecmath::avx2::{tanh_avx2_pd, tanh_avx2_ps};
 /// Vectors per panel.
 pub const NV: usize = 2;
 /// Rows per register tile.
-const MR: usize = 6;
+pub(crate) const MR: usize = 6;
 
 /// The packed GEMM on the AVX2 path.
 ///

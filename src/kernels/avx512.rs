@@ -22,7 +22,7 @@ pub const NV: usize = 2;
 /// Rows per register tile.
 const MR: usize = 8;
 /// Rows per register tile of the hoisted products ([`gemm_tall`]).
-const MR_TALL: usize = 12;
+pub(crate) const MR_TALL: usize = 12;
 
 /// The packed GEMM on the AVX-512 path.
 ///

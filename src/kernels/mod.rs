@@ -209,25 +209,86 @@ pub fn pack_into<'a, 's, F: Float>(
     row: impl Fn(usize) -> Option<&'s [F]> + Sync,
     dst: &'a mut [F],
 ) -> PackedRef<'a, F> {
+    pack_panels(panel_width::<F>(isa), k, n, row, dst, None)
+}
+
+/// Rows of `A` per panel of [`pack_a_into`] on `isa`: the rows of a register tile of the
+/// hoisted products ([`select_tall`]), so that every tile reads one panel.
+pub fn a_panel_rows(isa: Isa) -> usize {
+    match isa {
+        #[cfg(target_arch = "x86_64")]
+        Isa::Avx512 => avx512::MR_TALL,
+        #[cfg(target_arch = "x86_64")]
+        Isa::Avx2Fma => avx2::MR,
+        _ => portable::MR,
+    }
+}
+
+/// Elements [`pack_a_into`] needs for `A [m, k]` on `isa`.
+pub fn packed_a_len(isa: Isa, k: usize, m: usize) -> usize {
+    let mr = a_panel_rows(isa);
+    m.div_ceil(mr) * k * mr
+}
+
+/// Packs `A = G^T` (`[m, k]`) for [`gemm_packed_a`], given `G [k, m]` row by row (`row(kk)` is
+/// `G[kk][0..m]`), into the start of `dst` (at least [`packed_a_len`] elements): panels of
+/// [`a_panel_rows`] rows of `A`, each `k` contiguous runs of that many elements, so a register
+/// tile reads its rows of `A` for every `k` from one run. This is how the weight gradients
+/// read `dA^T` (`G = dA`, `k = T * B`): the pack reads `dA` row by row and writes one stream
+/// per panel, where a transposed copy wrote `H` streams, one per row of `dA^T`. When `sums`
+/// is given (`m` elements, overwritten), it receives the sum of each column of `G`, added from
+/// zero in row order (whatever the thread count): `dA`'s bias gradients in the same pass.
+///
+/// Panics if a row is shorter than `m` or `sums` than `m` (a caller bug).
+pub fn pack_a_into<'a, 's, F: Float>(
+    isa: Isa,
+    k: usize,
+    m: usize,
+    row: impl Fn(usize) -> &'s [F] + Sync,
+    dst: &'a mut [F],
+    sums: Option<&mut [F]>,
+) -> PackedRef<'a, F> {
+    pack_panels(a_panel_rows(isa), k, m, |kk| Some(row(kk)), dst, sums)
+}
+
+/// [`pack_into`] and [`pack_a_into`] for panels `nr` wide.
+fn pack_panels<'a, 's, F: Float>(
+    nr: usize,
+    k: usize,
+    n: usize,
+    row: impl Fn(usize) -> Option<&'s [F]> + Sync,
+    dst: &'a mut [F],
+    sums: Option<&mut [F]>,
+) -> PackedRef<'a, F> {
     use rayon::prelude::*;
-    let nr = panel_width::<F>(isa);
-    let dst = &mut dst[..packed_len::<F>(isa, k, n)];
     let panels = n.div_ceil(nr);
+    let dst = &mut dst[..panels * k * nr];
+    let mut sums = sums.map(|s| &mut s[..n]);
+    if let Some(s) = sums.as_deref_mut() {
+        s.fill(F::ZERO);
+    }
     let threads = rayon::current_num_threads();
-    // Panels `p0..` into `dst` (whole panels from `p0`).
-    let part = |p0: usize, dst: &mut [F]| match nr {
-        32 => pack_rows::<F, 32>(k, n, p0, &row, dst),
-        16 => pack_rows::<F, 16>(k, n, p0, &row, dst),
-        8 => pack_rows::<F, 8>(k, n, p0, &row, dst),
-        _ => unreachable!("panel widths are 8, 16 or 32"),
+    // Panels `p0..` into `dst` (whole panels from `p0`), their columns' sums into `sums`.
+    let part = |p0: usize, dst: &mut [F], sums: Option<&mut [F]>| match nr {
+        32 => pack_rows::<F, 32>(k, n, p0, &row, dst, sums),
+        16 => pack_rows::<F, 16>(k, n, p0, &row, dst, sums),
+        12 => pack_rows::<F, 12>(k, n, p0, &row, dst, sums),
+        8 => pack_rows::<F, 8>(k, n, p0, &row, dst, sums),
+        6 => pack_rows::<F, 6>(k, n, p0, &row, dst, sums),
+        4 => pack_rows::<F, 4>(k, n, p0, &row, dst, sums),
+        _ => unreachable!("panel widths are 4, 6, 8, 12, 16 or 32"),
     };
     if k * n < PACK_PARALLEL_ELEMS || threads == 1 || panels == 1 || k == 0 {
-        part(0, dst);
+        part(0, dst, sums);
     } else {
         let per = panels.div_ceil(threads);
-        dst.par_chunks_mut(per * k * nr)
-            .enumerate()
-            .for_each(|(i, d)| part(i * per, d));
+        let tasks = dst.par_chunks_mut(per * k * nr).enumerate();
+        match sums {
+            Some(s) => tasks
+                .zip(s.par_chunks_mut(per * nr))
+                .for_each(|((i, d), s)| part(i * per, d, Some(s))),
+            None => tasks.for_each(|(i, d)| part(i * per, d, None)),
+        }
     }
     PackedRef {
         data: dst,
@@ -237,18 +298,20 @@ pub fn pack_into<'a, 's, F: Float>(
     }
 }
 
-/// Elements (`k * n`) from which [`pack_into`] splits its panels across threads.
+/// Elements (`k * n`) from which packs split their panels across threads.
 const PACK_PARALLEL_ELEMS: usize = 1 << 18;
 
-/// [`pack_into`]'s loop for panels `NR` wide, panels `p0..p0 + dst.len() / (k * NR)`, row by
+/// [`pack_panels`]' loop for panels `NR` wide, panels `p0..p0 + dst.len() / (k * NR)`, row by
 /// row: a full panel row is one fixed-size copy (a couple of vector moves in place, where a
-/// slice copy of run-time length called `memmove` per row and panel).
+/// slice copy of run-time length called `memmove` per row and panel). With `sums` (the
+/// panels' columns from `p0 * NR`), each copied row is added to them.
 fn pack_rows<'s, F: Float, const NR: usize>(
     k: usize,
     n: usize,
     p0: usize,
     row: &impl Fn(usize) -> Option<&'s [F]>,
     dst: &mut [F],
+    mut sums: Option<&mut [F]>,
 ) {
     let panel_len = k * NR;
     if panel_len == 0 {
@@ -274,79 +337,11 @@ fn pack_rows<'s, F: Float, const NR: usize>(
                 None => *d = [F::ZERO; NR],
             }
         }
-    }
-}
-
-/// Writes the transpose of `src` (`[rows, cols]`, row-major) into `dst` (`[cols, rows]`) and,
-/// when `sums` is given (`cols` elements, overwritten), the sum of each column of `src` added
-/// from zero in row order (the order of a plain loop over the rows, whatever the thread
-/// count): the bias gradients, taken while `dA` passes through for the transpose instead of
-/// in a pass of their own.
-///
-/// Used once per backward call to give the weight-gradient GEMMs `dA^T` with contiguous rows:
-/// read as a strided view instead, each step of `K` jumps a whole row of `dA` (2 KiB at
-/// `H = 512`), touching a new page every other element, and the product ran at 80 % of the
-/// contiguous one (`kernel_speed` probe, 512x3200x512: 89.6 against 112.9 GFLOP/s).
-///
-/// Each output row is written 8 elements at a time (one half cache line) from 8 source rows;
-/// of the orders tried (16 x 16 blocks, 32 x 32, two-level 64/128 blocks, column blocks
-/// outer) this was fastest at 3200 x 512: 1.2 ms against 4.5 ms for 16 x 16 blocks, 1 thread.
-/// AVX-512 16 x 16 register transposes (two-source permutes) were no faster alone (3200 x 512,
-/// 1 thread: 1.49 to 1.52 ms against 1.50) and slower inside `backward`, where `dA` comes from
-/// the sweep and the copy goes to memory not touched since the last call (`rnn_h512_b64_t50`
-/// train, 1 thread: 5.0 to 5.5 ms against 3.9 to 5.0 with the sums, three alternated runs).
-/// Large transposes split their output rows across the caller's rayon threads.
-///
-/// Panics if `src` or `dst` is shorter than `rows * cols` or `sums` than `cols` (a caller
-/// bug).
-pub fn transpose_into<F: Float>(
-    src: &[F],
-    rows: usize,
-    cols: usize,
-    dst: &mut [F],
-    sums: Option<&mut [F]>,
-) {
-    use rayon::prelude::*;
-    const ROWS: usize = 8;
-    // Output rows per parallel task; and the size below which one thread does it all.
-    const COLS: usize = 64;
-    const PARALLEL_ELEMENTS: usize = 1 << 18;
-    let (src, dst) = (&src[..rows * cols], &mut dst[..rows * cols]);
-    let mut sums = sums.map(|s| &mut s[..cols]);
-    if let Some(s) = sums.as_deref_mut() {
-        s.fill(F::ZERO);
-    }
-    if rows == 0 || cols == 0 {
-        return;
-    }
-    // Output rows `c0..` (`out`), with their sums when asked (`sums`, one per output row).
-    let part = |c0: usize, out: &mut [F], mut sums: Option<&mut [F]>| {
-        let c1 = c0 + out.len() / rows;
-        for r0 in (0..rows).step_by(ROWS) {
-            let r1 = (r0 + ROWS).min(rows);
-            for c in c0..c1 {
-                let d = &mut out[(c - c0) * rows..][r0..r1];
-                for (i, d) in d.iter_mut().enumerate() {
-                    *d = src[(r0 + i) * cols + c];
-                }
-                if let Some(s) = sums.as_deref_mut() {
-                    let s = &mut s[c - c0];
-                    for &d in d.iter() {
-                        *s += d;
-                    }
-                }
+        if let (Some(s), Some(src)) = (sums.as_deref_mut(), src) {
+            let c0 = p0 * NR;
+            for (s, &x) in s.iter_mut().zip(&src[c0..]) {
+                *s += x;
             }
-        }
-    };
-    if rows * cols < PARALLEL_ELEMENTS || rayon::current_num_threads() == 1 {
-        part(0, dst, sums);
-    } else {
-        let tasks = dst.par_chunks_mut(COLS * rows).enumerate();
-        match sums {
-            Some(s) => tasks
-                .zip(s.par_chunks_mut(COLS))
-                .for_each(|((i, out), s)| part(i * COLS, out, Some(s))),
-            None => tasks.for_each(|(i, out)| part(i * COLS, out, None)),
         }
     }
 }
@@ -384,6 +379,11 @@ pub struct Operands<F> {
     pub n: usize,
     /// Panel width (`bp.nr()`).
     pub nr: usize,
+    /// Elements from row `r` of `A` to row `r + 1` where `r + 1` starts a register tile
+    /// (`r + 1` a multiple of the tile's `MR`): `lda`, or for `A` packed in panels of `MR` rows
+    /// ([`pack_a_into`]: `lda = 1`, `csa = MR`) the panel's full `K` (so `MR` rows step one
+    /// panel).
+    pub lda_tile: usize,
 }
 
 impl<F: Float> Operands<F> {
@@ -420,14 +420,50 @@ impl<F: Float> Operands<F> {
             pstride: bp.k * bp.nr,
             n: bp.n,
             nr: bp.nr,
+            lda_tile: rsa,
         }
+    }
+
+    /// The operands for `A` packed in panels by [`pack_a_into`] (`[m, K]` with `m = ap.n`),
+    /// from its contraction index `k0` on, times `bp` (`bp.k = K - k0`).
+    ///
+    /// Panics if the shapes disagree (checked once here).
+    pub fn panels(ap: PackedRef<'_, F>, k0: usize, bp: PackedRef<'_, F>) -> Self {
+        assert!(ap.nr > 0 && k0 + bp.k == ap.k, "kernel bug: K mismatch");
+        assert!(
+            ap.data.len() >= ap.n.div_ceil(ap.nr) * ap.k * ap.nr,
+            "kernel bug: A too short"
+        );
+        Operands {
+            a: ap.data.as_ptr().wrapping_add(k0 * ap.nr),
+            lda: 1,
+            csa: ap.nr,
+            m: ap.n,
+            k: bp.k,
+            bp: bp.data.as_ptr(),
+            pstride: bp.k * bp.nr,
+            n: bp.n,
+            nr: bp.nr,
+            lda_tile: ap.k,
+        }
+    }
+
+    /// `A`'s row `r` for register tiles of `MR` rows: `a + r * lda`, or for `A` packed in
+    /// panels of `MR` rows, row `r % MR` of panel `r / MR`. (Arithmetic only, with `MR` known
+    /// at compile time: a branch or a division by a run-time panel height here made the time
+    /// loop's tiles keep their accumulators on the stack, 1.8x slower steps.)
+    #[inline(always)]
+    fn a_row<const MR: usize>(&self, r: usize) -> *const F {
+        let s = r % MR;
+        self.a.wrapping_add((r - s) * self.lda_tile + s * self.lda)
     }
 
     /// The operands of rows `r0..r0 + mc` of `A` (and of the product).
     #[inline(always)]
     pub fn rows(self, r0: usize, mc: usize) -> Self {
         Operands {
-            a: self.a.wrapping_add(r0 * self.lda),
+            // `r0` starts a tile: callers pass multiples of `MC`, which every `MR` divides.
+            a: self.a.wrapping_add(r0 * self.lda_tile),
             m: mc,
             ..self
         }
@@ -629,10 +665,14 @@ unsafe fn row_blocks<V, E, const MR: usize, const NV: usize, const NVP: usize>(
         } else {
             left
         };
-        // SAFETY: rows `r0..r0 + rows` are < m, so `a + r0 * lda` is inside A (or A is
-        // not read when k = 0); the rest is the caller's contract, passed through.
+        // SAFETY: rows `r0..r0 + rows` are < m, so A's row `r0` is inside A (or A is not read
+        // when k = 0); a packed A's panels have `MR` rows (`gemm_packed_a` runs the tall
+        // kernel, whose `MR` is `a_panel_rows`), and chunks and full tiles start at multiples
+        // of `MR`, the smaller tiles only after the last full one: a tile's rows lie in one
+        // panel, `lda = 1` and `csa = mp` apart. The rest is the caller's contract, passed
+        // through.
         unsafe {
-            let a = ops.a.wrapping_add(r0 * ops.lda);
+            let a = ops.a_row::<MR>(r0);
             let t = (a, ops.lda, ops.csa, ops.k, bpanel, epi, r0, c0, ncols, pf);
             if rows == MR && fetch {
                 tile::<V, E, MR, NV, NVP, 1, true>(t);
@@ -806,20 +846,46 @@ pub fn gemm_packed<F: Float>(
     ldc: usize,
     addend: Addend<'_, F>,
 ) {
+    let ops = Operands::strided(a, rsa, csa, m, bp, bp.k);
+    gemm_ops(isa, ops, c, ldc, addend);
+}
+
+/// `C = A B + addend` as [`gemm_packed`], with `A` packed by [`pack_a_into`] (`ap`, `[m, K]`)
+/// read from its contraction index `k0` on (`bp.k = K - k0`): the weight gradients, whose `A`
+/// is `dA^T`.
+pub fn gemm_packed_a<F: Float>(
+    isa: Isa,
+    ap: PackedRef<'_, F>,
+    k0: usize,
+    bp: PackedRef<'_, F>,
+    c: &mut [F],
+    ldc: usize,
+    addend: Addend<'_, F>,
+) {
+    assert_eq!(
+        ap.nr,
+        a_panel_rows(isa),
+        "kernel bug: A packed for another path"
+    );
+    gemm_ops(isa, Operands::panels(ap, k0, bp), c, ldc, addend);
+}
+
+/// The body of [`gemm_packed`] and [`gemm_packed_a`] for checked operands.
+fn gemm_ops<F: Float>(isa: Isa, ops: Operands<F>, c: &mut [F], ldc: usize, addend: Addend<'_, F>) {
     assert!(isa.is_supported(), "kernel bug: unsupported isa");
     if let Addend::Row(row) = addend {
-        assert!(row.len() >= bp.n, "kernel bug: addend row too short");
+        assert!(row.len() >= ops.n, "kernel bug: addend row too short");
     }
     assert_eq!(
-        bp.nr,
+        ops.nr,
         panel_width::<F>(isa),
         "kernel bug: B packed for another path"
     );
+    let m = ops.m;
     assert!(
-        m == 0 || (ldc >= bp.n && (m - 1) * ldc + bp.n <= c.len()),
+        m == 0 || (ldc >= ops.n && (m - 1) * ldc + ops.n <= c.len()),
         "kernel bug: C too short"
     );
-    let ops = Operands::strided(a, rsa, csa, m, bp, bp.k);
     let f = select_tall::<F>(isa);
     // Rows go in chunks of `MC` over all of this thread's panels: each register tile runs over
     // all of K (or of a K block, below) with its panel streaming from L2, C touched once, and a
@@ -831,17 +897,17 @@ pub fn gemm_packed<F: Float>(
     // 48 / 96 / 144 rows per chunk: 3200x1760x1760
     // 125 / 141 / 150 / 154, 1760x800x1760 122 / 130 / 142 / 144, 512x3200x512 129 / 144 /
     // 151 / 155, while K = 512 products stay at 156-166 from 24 to 192 rows (FMA probe 175).
-    let panels = bp.panels();
+    let panels = ops.n.div_ceil(ops.nr);
     let c = SharedMut(c.as_mut_ptr());
-    let flops = 2 * m * bp.k * bp.n;
+    let flops = 2 * m * ops.k * ops.n;
     // K blocks: one unless B is large and K long (the weight gradients over T * B rows of long
     // sequences), so that a chunk of A (`MC x KC`) and a panel's slice of B stay in L2 rather
     // than every tile streaming its panel from memory. Measured at 1760x3200x1760 (two blocks
     // of 1600): 152 GFLOP/s best against 152 unblocked and 145 with blocks of 1024 (the same
     // probe, 11 rounds); a block of 2048 keeps the chunk of A within L2. Fixed by the shape
     // alone, so every thread count sums in the same order.
-    let kblocks = if bp.k > KC_MAX && bp.k * bp.n > BLOCK_B_ELEMS {
-        bp.k.div_ceil(KC_MAX)
+    let kblocks = if ops.k > KC_MAX && ops.k * ops.n > BLOCK_B_ELEMS {
+        ops.k.div_ceil(KC_MAX)
     } else {
         1
     };
@@ -852,12 +918,12 @@ pub fn gemm_packed<F: Float>(
             let mc = MC.min(m - r0);
             let c = c.get().wrapping_add(r0 * ldc);
             for kb in 0..kblocks {
-                let (k0, k1) = (bp.k * kb / kblocks, bp.k * (kb + 1) / kblocks);
+                let (k0, k1) = (ops.k * kb / kblocks, ops.k * (kb + 1) / kblocks);
                 // The first block adds the caller's addend, the others accumulate into C.
                 let add = if kb == 0 { addend } else { Addend::C };
                 let epi = Store::new(c, ldc, add);
                 // SAFETY: `isa` is supported (asserted); A's and C's extents were asserted
-                // above and in `Operands::strided`: rows `r0..r0 + mc` < m of A and C, and
+                // above and in `Operands::strided` / `Operands::panels`: rows `r0..r0 + mc` < m of A and C, and
                 // columns `k0..k1` <= K of A and rows of every panel; `bp` was packed with
                 // this path's panel width (asserted); threads own disjoint rows or disjoint
                 // panels (columns) of C.
@@ -877,7 +943,7 @@ pub fn gemm_packed<F: Float>(
             .unwrap_or(0)
     };
     let by_rows = busiest(chunks, MC, m) as f64 / m as f64;
-    let by_cols = busiest(panels, bp.nr, bp.n) as f64 / bp.n as f64;
+    let by_cols = busiest(panels, ops.nr, ops.n) as f64 / ops.n as f64;
     if t > 1 && by_rows < by_cols {
         // Threads own whole `MC`-row chunks and every panel (T * B = 3200 rows: 17 against
         // 17 chunks, where H = 1760 in 32-column panels splits 28 against 27 panels).

@@ -12,7 +12,7 @@ use crate::vecmath::{tanh_scalar_f32, tanh_scalar_f64};
 /// Arrays per panel.
 pub const NV: usize = 2;
 /// Rows per register tile.
-const MR: usize = 4;
+pub(crate) const MR: usize = 4;
 /// Elements per array.
 const L: usize = 8;
 

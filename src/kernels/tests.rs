@@ -401,76 +401,69 @@ fn step_loop_propagates_a_panic_instead_of_hanging() {
     assert!(result.is_err());
 }
 
-/// `transpose_into` against the index swap, and its column sums bitwise against a loop over
-/// the rows in order (the order it documents), in both precisions, around its 8-row blocks, in
-/// one thread and split across two (the largest sizes are past the parallel threshold, 2^18
-/// elements, and split in 64-column parts); nothing past `rows * cols` or `cols` is written.
-fn check_transpose<F: Float>(rows: usize, cols: usize) {
-    let mut seed = (rows * 7919 + cols) as u64;
-    let src: Vec<F> = (0..rows * cols)
-        .map(|_| F::from_f64(lcg(&mut seed)))
-        .collect();
-    let mut want_sums = vec![F::ZERO; cols];
-    for row in src.chunks_exact(cols.max(1)).take(rows) {
-        for (s, &d) in want_sums.iter_mut().zip(row) {
-            *s += d;
+/// `gemm_packed_a` (A packed by `pack_a_into` from `G = A^T` given row by row) against loops on
+/// every path: m = 1..25 (every remainder of 4-, 6- and 12-row panels and tiles), n around the
+/// panel widths, from k0 = 0 and past it (the `dW_hh` product skips the first step), in 1 and
+/// 2 threads with identical bits; the pack's column sums bitwise against a loop over the rows
+/// in order; nothing past the packed length or `C` is written.
+#[test]
+fn packed_a_gemm_matches_loops_on_every_path() {
+    for isa in Isa::available() {
+        for m in (1..=25).chain([40, 97]) {
+            for &(k, n, k0) in &[(1, 1, 0), (7, 17, 0), (33, 50, 3), (20, 33, 19), (64, 8, 8)] {
+                check_packed_a(isa, m, k, n, k0);
+            }
         }
+        // Past the pack's parallel threshold (2^18 elements) and the GEMM's row chunks.
+        check_packed_a(isa, 300, 1000, 40, 5);
     }
+}
+
+fn check_packed_a(isa: Isa, m: usize, k: usize, n: usize, k0: usize) {
+    let mut seed = (m * 131 + k * 7 + n) as u64;
+    let g: Vec<f64> = (0..k * m).map(|_| lcg(&mut seed)).collect();
+    let b: Vec<f64> = (0..(k - k0) * n).map(|_| lcg(&mut seed)).collect();
+    let bp = PackedB::new(isa, k - k0, n, |kk, j| b[kk * n + j]);
+    let len = packed_a_len(isa, k, m);
+    let ldc = n + 2;
+    let mut results = Vec::new();
     for threads in [1, 2] {
         let pool = rayon::ThreadPoolBuilder::new()
             .num_threads(threads)
             .build()
             .unwrap();
-        let sentinel = F::from_f64(-7.0);
-        let mut dst = vec![sentinel; rows * cols + 2];
-        let mut sums = vec![sentinel; cols + 1];
-        pool.install(|| transpose_into(&src, rows, cols, &mut dst, Some(&mut sums)));
-        for r in 0..rows {
-            for c in 0..cols {
-                assert_eq!(
-                    dst[c * rows + r].to_f64(),
-                    src[r * cols + c].to_f64(),
-                    "{rows}x{cols} at {r},{c}"
+        let mut buf = vec![7.0; len + 3];
+        let mut sums = vec![7.0; m + 1];
+        let mut c = vec![0.5; m * ldc];
+        pool.install(|| {
+            let row = |kk: usize| &g[kk * m..][..m];
+            let ap = pack_a_into(isa, k, m, row, &mut buf, Some(&mut sums[..m]));
+            gemm_packed_a(isa, ap, k0, bp.view(), &mut c, ldc, Addend::C);
+        });
+        assert_eq!(buf[len..], [7.0; 3], "pack wrote past its length");
+        assert_eq!(sums[m], 7.0, "wrote past the sums");
+        for i in 0..m {
+            let want_sum = (0..k).fold(0.0, |s, kk| s + g[kk * m + i]);
+            assert_eq!(sums[i].to_bits(), want_sum.to_bits(), "{isa:?} sum {i}");
+            for j in 0..ldc {
+                let got = c[i * ldc + j];
+                if j >= n {
+                    assert_eq!(got, 0.5, "wrote outside C");
+                    continue;
+                }
+                let want = 0.5
+                    + (k0..k)
+                        .map(|kk| g[kk * m + i] * b[(kk - k0) * n + j])
+                        .sum::<f64>();
+                assert!(
+                    (got - want).abs() < 1e-12 * (k as f64 + 1.0),
+                    "{isa:?} m={m} k={k} n={n} k0={k0} at {i},{j}: {got} vs {want}"
                 );
             }
         }
-        assert_eq!(dst[rows * cols..], [sentinel; 2], "wrote past rows * cols");
-        for c in 0..cols {
-            assert_eq!(
-                sums[c].to_f64().to_bits(),
-                want_sums[c].to_f64().to_bits(),
-                "{rows}x{cols} {threads} threads: sum of column {c}"
-            );
-        }
-        assert_eq!(sums[cols], sentinel, "wrote past the sums");
-        let mut plain = vec![sentinel; rows * cols];
-        pool.install(|| transpose_into(&src, rows, cols, &mut plain, None));
-        assert_eq!(plain[..], dst[..rows * cols], "without sums");
+        results.push(c);
     }
-}
-
-#[test]
-fn transpose_into_matches_index_swap() {
-    let sizes = [
-        (1, 1),
-        (1, 17),
-        (17, 1),
-        (7, 9),
-        (8, 8),
-        (16, 16),
-        (33, 47),
-        (100, 130),
-        (520, 515),
-        (1024, 256),
-    ];
-    for &(rows, cols) in &sizes {
-        check_transpose::<f32>(rows, cols);
-        check_transpose::<f64>(rows, cols);
-    }
-    // Nothing to transpose: the sums are still written (zeros).
-    let mut sums = [1.0f32; 3];
-    transpose_into(&[], 0, 3, &mut [], Some(&mut sums));
-    assert_eq!(sums, [0.0; 3]);
+    assert_eq!(results[0], results[1], "{isa:?} 1 vs 2 threads");
 }
 
 /// `gemm_packed` splits rows or panels across threads, whichever balances better: both must
@@ -681,4 +674,65 @@ fn pack_speed() {
             );
         }
     }
+}
+
+/// The weight gradients' `dA^T` two ways, each followed by two products (as `dW_ih` and
+/// `dW_hh` share it): panels packed by `pack_a_into` (with the bias sums) and a strided view.
+/// A probe: `cargo test --release --lib dw_speed -- --ignored --nocapture` (1 thread, rounds
+/// alternate the two, best of 7 per way).
+#[test]
+#[ignore]
+fn dw_speed() {
+    let pool = rayon::ThreadPoolBuilder::new()
+        .num_threads(1)
+        .build()
+        .unwrap();
+    pool.install(|| {
+        let isa = Isa::detect();
+        let shapes = [
+            (512usize, 3200usize),
+            (512, 800),
+            (256, 800),
+            (256, 150),
+            (128, 800),
+            (64, 96),
+            (1760, 800),
+        ];
+        for &(h, rows) in &shapes {
+            let mut seed = 9;
+            let da: Vec<f32> = (0..rows * h).map(|_| lcg(&mut seed) as f32).collect();
+            let x: Vec<f32> = (0..rows * h).map(|_| lcg(&mut seed) as f32).collect();
+            let mut xbuf = vec![0f32; packed_len::<f32>(isa, rows, h)];
+            let xp = pack_into(isa, rows, h, |r| Some(&x[r * h..][..h]), &mut xbuf);
+            let mut a_buf = vec![0f32; packed_a_len(isa, rows, h)];
+            let mut sums = vec![0f32; h];
+            let mut c = vec![0f32; h * h];
+            let mut best = [f64::MAX; 2];
+            for _ in 0..7 {
+                for (way, best) in best.iter_mut().enumerate() {
+                    let t = std::time::Instant::now();
+                    if way == 0 {
+                        let g = |r: usize| &da[r * h..][..h];
+                        let ap = pack_a_into(isa, rows, h, g, &mut a_buf, Some(&mut sums));
+                        for _ in 0..2 {
+                            gemm_packed_a(isa, ap, 0, xp, &mut c, h, Addend::C);
+                        }
+                    } else {
+                        for _ in 0..2 {
+                            gemm_packed(isa, &da, (1, h), h, xp, &mut c, h, Addend::C);
+                        }
+                    }
+                    *best = best.min(t.elapsed().as_secs_f64());
+                }
+            }
+            let f = 4.0 * (rows * h * h) as f64 * 1e-9;
+            println!(
+                "dW {h}x{rows}x{h} x2: packed A {:.3} ms ({:.1} GF/s), strided {:.3} ms ({:.1})",
+                best[0] * 1e3,
+                f / best[0],
+                best[1] * 1e3,
+                f / best[1]
+            );
+        }
+    });
 }

@@ -41,8 +41,9 @@ impl<F: Float> Rnn<F> {
     ///
     /// Workspace: `T*B*H + H` elements, plus, when `d_w_ih` or `d_w_hh` is wanted, room
     /// for `input` or the previous states packed for the kernels (`T*B` rows of `max(H, I)`
-    /// rounded up to the panel width) and, when a row of `H` elements takes 2 KiB or more,
-    /// `T*B*H` for `dA` transposed. Padded rows of `input` are packed as zeros, so whatever the
+    /// rounded up to the panel width) and, when a row of `H` elements takes 1 KiB or more,
+    /// `T*B` rows of `H` rounded up to a register tile's rows (at most 11 more) for `dA^T`
+    /// packed. Padded rows of `input` are packed as zeros, so whatever the
     /// padding holds, even NaN, never reaches the weight gradient.
     #[allow(clippy::too_many_arguments)]
     pub fn backward(
@@ -114,25 +115,32 @@ impl<F: Float> Rnn<F> {
         let isa = self.isa;
         let rows = steps * batch;
         let weights = d_w_ih.is_some() || d_w_hh.is_some();
-        // The weight-gradient GEMMs read `dA^T`: as a strided view of `dA` (an 8-row tile
-        // broadcasts 8 neighbours of one row of `dA` per `k`) while a row of `dA` is short,
-        // else from a transposed copy, since a long row puts every `k` or two on a new page
-        // (see `kernels::transpose_into`). `bench_table --threads 1 --modes train`, 4-5
-        // interleaved passes, medians, strided against transposed: h32_b1_t672 0.151 against
-        // 0.187 ms, h64_b1_t96 0.063 / 0.076, h256_b1_t150 1.62 / 1.70, h128_b8_t100 1.51 /
-        // 1.60, h256_b16_t50 6.53 / 7.07; h512_b4_t50 6.83 / 6.70 and h512_b16_t50 29.5 /
-        // 28.2 favour the copy.
-        let transpose = weights && hidden * std::mem::size_of::<F>() >= TRANSPOSE_ROW_BYTES;
-        let dt_len = if transpose { seq_len } else { 0 };
+        // The weight-gradient GEMMs read `dA^T`: as a strided view of `dA` (a register tile
+        // broadcasts neighbours of one row of `dA` per `k`) while a row of `dA` is short, else
+        // packed in panels of a tile's rows (`kernels::pack_a_into`), since a long row puts
+        // every `k` or two on a new page. The `dw_speed` probe (`cargo test --release --lib
+        // dw_speed -- --ignored --nocapture`: one pass over `dA` and two products, 1 thread,
+        // best of 7, three runs), strided against packed, ms: 64x96x64 0.010 / 0.012-0.013,
+        // 128x800x128 0.335-0.358 / 0.346-0.347, 256x150x256 0.251-0.256 / 0.251-0.255,
+        // 256x800x256 1.45-1.49 / 1.36-1.38, 512x800x512 8.5-9.0 / 5.5-5.6. (A transposed copy
+        // of `dA`, which this replaced at rows of 2 KiB and more, took 5.8 ms at 512x800x512
+        // and 1.50-1.60 at 256x800x256; inside `backward` at `rnn_h512_b64_t50`, 1 thread, the
+        // copy with the bias sums took 3.9-5.0 ms where the pack takes 1.4-1.5.)
+        let pack_a = weights && hidden * std::mem::size_of::<F>() >= PACK_A_ROW_BYTES;
+        let a_len = if pack_a {
+            kernels::packed_a_len(isa, rows, hidden)
+        } else {
+            0
+        };
         let pack_len = if weights {
             kernels::packed_len::<F>(isa, rows, hidden.max(input_size))
         } else {
             0
         };
-        let ws = workspace.take(seq_len + hidden + dt_len + pack_len);
+        let ws = workspace.take(seq_len + hidden + a_len + pack_len);
         let (d_pre, ws) = ws.split_at_mut(seq_len);
         let (db, ws) = ws.split_at_mut(hidden);
-        let (d_pre_t, pack_buf) = ws.split_at_mut(dt_len);
+        let (a_buf, pack_buf) = ws.split_at_mut(a_len);
 
         // The sequential sweep: dA_t = (dh_t + dA_(t+1) W_hh) * act'(h_t), fused per step.
         match self.activation {
@@ -164,12 +172,17 @@ impl<F: Float> Rnn<F> {
                 }
             }
         }
-        // The bias gradients are `dA`'s column sums: taken by the transpose when there is one,
+        // The bias gradients are `dA`'s column sums: taken by the pack when there is one,
         // in the same order (rows in order, from zero) as the loop below.
         let want_db = d_b_ih.is_some() || d_b_hh.is_some();
-        if transpose {
-            kernels::transpose_into(d_pre, rows, hidden, d_pre_t, want_db.then_some(&mut *db));
-        } else if want_db {
+        let ap = if pack_a {
+            let g = |r: usize| &d_pre[r * hidden..][..hidden];
+            let sums = want_db.then_some(&mut *db);
+            Some(kernels::pack_a_into(isa, rows, hidden, g, a_buf, sums))
+        } else {
+            None
+        };
+        if want_db && !pack_a {
             db.fill(F::ZERO);
             for row in d_pre.chunks_exact(hidden) {
                 for (s, &d) in db.iter_mut().zip(row) {
@@ -177,13 +190,8 @@ impl<F: Float> Rnn<F> {
                 }
             }
         }
-        // The weight gradients: dA^T (`d_pre` transposed once, so its rows are contiguous)
-        // times the right operand packed into the workspace.
-        let (d_pre_t, strides) = if transpose {
-            (&*d_pre_t, (rows, 1))
-        } else {
-            (d_pre, (1, hidden))
-        };
+        // The weight gradients: dA^T (packed, or strided) times the right operand packed into
+        // the workspace.
         if let Some(d_w_ih) = d_w_ih {
             // Padded rows are packed as zeros, so whatever the padding holds never arrives.
             let row = |r: usize| &input[r * input_size..][..input_size];
@@ -198,16 +206,19 @@ impl<F: Float> Rnn<F> {
                     pack_buf,
                 ),
             };
-            kernels::gemm_packed(
-                isa,
-                d_pre_t,
-                strides,
-                hidden,
-                x,
-                d_w_ih,
-                input_size,
-                Addend::C,
-            );
+            match ap {
+                Some(ap) => kernels::gemm_packed_a(isa, ap, 0, x, d_w_ih, input_size, Addend::C),
+                None => kernels::gemm_packed(
+                    isa,
+                    d_pre,
+                    (1, hidden),
+                    hidden,
+                    x,
+                    d_w_ih,
+                    input_size,
+                    Addend::C,
+                ),
+            }
         }
         if let Some(d_w_hh) = d_w_hh {
             // h_(t-1) is h0 (when given) for t = 0, output[t-1] after: one product over the
@@ -225,8 +236,16 @@ impl<F: Float> Rnn<F> {
                     })
                 };
                 let hp = kernels::pack_into(isa, k, hidden, prev, pack_buf);
-                let a = &d_pre_t[skip * strides.1..];
-                kernels::gemm_packed(isa, a, strides, hidden, hp, d_w_hh, hidden, Addend::C);
+                match ap {
+                    Some(ap) => {
+                        kernels::gemm_packed_a(isa, ap, skip, hp, d_w_hh, hidden, Addend::C)
+                    }
+                    None => {
+                        let a = &d_pre[skip * hidden..];
+                        let c = d_w_hh;
+                        kernels::gemm_packed(isa, a, (1, hidden), hidden, hp, c, hidden, Addend::C)
+                    }
+                }
             }
         }
         for d in [d_b_ih, d_b_hh].into_iter().flatten() {
@@ -388,6 +407,6 @@ unsafe impl<F: Float> kernels::Steps<F> for DH0Step<F> {
     }
 }
 
-/// Bytes in a row of `dA` (`H` elements) from which the weight gradients read `dA^T` from a
-/// transposed copy rather than as a strided view (see `Rnn::backward`).
-const TRANSPOSE_ROW_BYTES: usize = 2048;
+/// Bytes in a row of `dA` (`H` elements) from which the weight gradients read `dA^T` packed in
+/// panels rather than as a strided view (see `Rnn::backward`).
+const PACK_A_ROW_BYTES: usize = 1024;
