@@ -669,7 +669,7 @@ unsafe fn row_blocks<V, E, const MR: usize, const NV: usize, const NVP: usize>(
         // when k = 0); a packed A's panels have `MR` rows (`gemm_packed_a` runs the tall
         // kernel, whose `MR` is `a_panel_rows`), and chunks and full tiles start at multiples
         // of `MR`, the smaller tiles only after the last full one: a tile's rows lie in one
-        // panel, `lda = 1` and `csa = mp` apart. The rest is the caller's contract, passed
+        // panel, `lda = 1` and `csa = MR` apart. The rest is the caller's contract, passed
         // through.
         unsafe {
             let a = ops.a_row::<MR>(r0);
@@ -923,10 +923,10 @@ fn gemm_ops<F: Float>(isa: Isa, ops: Operands<F>, c: &mut [F], ldc: usize, adden
                 let add = if kb == 0 { addend } else { Addend::C };
                 let epi = Store::new(c, ldc, add);
                 // SAFETY: `isa` is supported (asserted); A's and C's extents were asserted
-                // above and in `Operands::strided` / `Operands::panels`: rows `r0..r0 + mc` < m of A and C, and
-                // columns `k0..k1` <= K of A and rows of every panel; `bp` was packed with
-                // this path's panel width (asserted); threads own disjoint rows or disjoint
-                // panels (columns) of C.
+                // above and in `Operands::strided` / `Operands::panels`: rows `r0..r0 + mc`
+                // < m of A and C, and columns `k0..k1` <= K of A and rows of every panel; `bp`
+                // was packed with this path's panel width (asserted); threads own disjoint
+                // rows or disjoint panels (columns) of C.
                 unsafe { f(&ops.rows(r0, mc).k_block(k0, k1 - k0), &epi, panels.clone()) };
             }
         }
