@@ -11,6 +11,14 @@ fn lcg(seed: &mut u64) -> f64 {
     ((*seed >> 11) as f64 / (1u64 << 53) as f64) * 2.0 - 1.0
 }
 
+/// A rayon pool of `threads` threads, for running a kernel as a caller with that many would.
+fn pool(threads: usize) -> rayon::ThreadPool {
+    rayon::ThreadPoolBuilder::new()
+        .num_threads(threads)
+        .build()
+        .unwrap()
+}
+
 /// What [`check_store`] asks `gemm_packed` to add, by number (any other: a row vector), so
 /// loops can cycle through the three.
 const ZERO: usize = 0;
@@ -146,10 +154,7 @@ fn forward_epilogue_matches_scalar_with_lengths() {
 #[test]
 #[ignore]
 fn kernel_speed() {
-    let pool = rayon::ThreadPoolBuilder::new()
-        .num_threads(1)
-        .build()
-        .unwrap();
+    let pool = pool(1);
     pool.install(kernel_speed_1t);
 }
 
@@ -288,10 +293,7 @@ fn pack_into_splits_panels_across_threads() {
             let nr = panel_width::<f32>(isa);
             let len = packed_len::<f32>(isa, k, n);
             for threads in [1, 2] {
-                let pool = rayon::ThreadPoolBuilder::new()
-                    .num_threads(threads)
-                    .build()
-                    .unwrap();
+                let pool = pool(threads);
                 let mut buf = vec![7.0f32; len + 3];
                 let given = |kk: usize| kk % 5 != 2;
                 pool.install(|| {
@@ -349,10 +351,7 @@ fn check_step_loop(steps: usize, panels: usize, threads: usize) {
 #[test]
 fn step_loop_runs_every_chunk_once_in_step_order() {
     for threads in [2, 3, 5] {
-        let pool = rayon::ThreadPoolBuilder::new()
-            .num_threads(threads)
-            .build()
-            .unwrap();
+        let pool = pool(threads);
         pool.install(|| {
             for (steps, panels) in [(1, 2), (50, 7), (200, 3), (3, 64)] {
                 check_step_loop(steps, panels, threads);
@@ -364,10 +363,7 @@ fn step_loop_runs_every_chunk_once_in_step_order() {
 /// The other pool thread is blocked for the whole loop: the caller must run every chunk.
 #[test]
 fn step_loop_completes_when_helpers_never_arrive() {
-    let pool = rayon::ThreadPoolBuilder::new()
-        .num_threads(2)
-        .build()
-        .unwrap();
+    let pool = pool(2);
     let done = std::sync::atomic::AtomicBool::new(false);
     pool.install(|| {
         rayon::join(
@@ -387,10 +383,7 @@ fn step_loop_completes_when_helpers_never_arrive() {
 
 #[test]
 fn step_loop_propagates_a_panic_instead_of_hanging() {
-    let pool = rayon::ThreadPoolBuilder::new()
-        .num_threads(2)
-        .build()
-        .unwrap();
+    let pool = pool(2);
     let result = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
         pool.install(|| {
             StepLoop::with_threads(2).run(100, 4, |s, range| {
@@ -428,10 +421,7 @@ fn check_packed_a(isa: Isa, m: usize, k: usize, n: usize, k0: usize) {
     let ldc = n + 2;
     let mut results = Vec::new();
     for threads in [1, 2] {
-        let pool = rayon::ThreadPoolBuilder::new()
-            .num_threads(threads)
-            .build()
-            .unwrap();
+        let pool = pool(threads);
         let mut buf = vec![7.0; len + 3];
         let mut sums = vec![7.0; m + 1];
         let mut c = vec![0.5; m * ldc];
@@ -477,10 +467,7 @@ fn gemm_packed_is_bitwise_identical_for_any_thread_count() {
         let b: Vec<F> = (0..k * n).map(|_| F::from_f64(lcg(&mut seed))).collect();
         let bp = PackedB::new(isa, k, n, |kk, j| b[kk * n + j]);
         let mut c = vec![F::ZERO; m * n];
-        let pool = rayon::ThreadPoolBuilder::new()
-            .num_threads(threads)
-            .build()
-            .unwrap();
+        let pool = pool(threads);
         pool.install(|| gemm_packed(isa, &a, (k, 1), m, bp.view(), &mut c, n, Addend::Zero));
         c
     }
@@ -501,10 +488,7 @@ fn gemm_packed_is_bitwise_identical_for_any_thread_count() {
             );
         }
         // And the row split's product itself, on a 2-thread pool.
-        let pool = rayon::ThreadPoolBuilder::new()
-            .num_threads(2)
-            .build()
-            .unwrap();
+        let pool = pool(2);
         pool.install(|| check_store::<f32>(isa, 650, 64, 520, ACCUMULATE));
     }
 }
@@ -642,10 +626,7 @@ fn run_steps_in_one_call_matches_threaded_steps_bitwise_and_loops() {
 fn pack_speed() {
     let isa = Isa::detect();
     for threads in [1, 2] {
-        let pool = rayon::ThreadPoolBuilder::new()
-            .num_threads(threads)
-            .build()
-            .unwrap();
+        let pool = pool(threads);
         for &(k, n) in &[
             (1584usize, 512usize),
             (3200, 512),
@@ -683,10 +664,7 @@ fn pack_speed() {
 #[test]
 #[ignore]
 fn dw_speed() {
-    let pool = rayon::ThreadPoolBuilder::new()
-        .num_threads(1)
-        .build()
-        .unwrap();
+    let pool = pool(1);
     pool.install(|| {
         let isa = Isa::detect();
         let shapes = [

@@ -122,10 +122,11 @@ impl<F: Float> Rnn<F> {
         // dw_speed -- --ignored --nocapture`: one pass over `dA` and two products, 1 thread,
         // best of 7, three runs), strided against packed, ms: 64x96x64 0.010 / 0.012-0.013,
         // 128x800x128 0.335-0.358 / 0.346-0.347, 256x150x256 0.251-0.256 / 0.251-0.255,
-        // 256x800x256 1.45-1.49 / 1.36-1.38, 512x800x512 8.5-9.0 / 5.5-5.6. (A transposed copy
-        // of `dA`, which this replaced at rows of 2 KiB and more, took 5.8 ms at 512x800x512
-        // and 1.50-1.60 at 256x800x256; inside `backward` at `rnn_h512_b64_t50`, 1 thread, the
-        // copy with the bias sums took 3.9-5.0 ms where the pack takes 1.4-1.5.)
+        // 256x800x256 1.45-1.49 / 1.36-1.38, 512x800x512 8.5-9.0 / 5.5-5.6. A transposed copy
+        // of `dA`, used before this from rows of 2 KiB and timed by the same probe before it
+        // was removed, took 5.8 ms at 512x800x512 and 1.50-1.60 at 256x800x256; inside
+        // `backward` at `rnn_h512_b64_t50`, 1 thread, the copy with the bias sums took 3.9-5.0
+        // ms where the pack takes 1.4-1.5.
         let pack_a = weights && hidden * std::mem::size_of::<F>() >= PACK_A_ROW_BYTES;
         let a_len = if pack_a {
             kernels::packed_a_len(isa, rows, hidden)
