@@ -80,7 +80,8 @@ macro_rules! impl_simd {
     ($t:ident, $e:ty, $lanes:expr, $reg:ty, $mask:ty, $sfx:ident, $tanh:ident,
      $setzero:ident, $set1:ident, $loadu:ident, $maskz_loadu:ident, $storeu:ident,
      $mask_storeu:ident, $fmadd:ident, $fnmadd:ident, $add:ident, $mul:ident, $max:ident,
-     $cmp_mask:ident, $maskz_mov:ident) => {
+     $cmp_mask:ident, $maskz_mov:ident, $block:expr, $shuf_blocks:ident,
+     $elem_splat:ident, $opaque:ident) => {
         impl Simd for $t {
             type Elem = $e;
             const LANES: usize = $lanes;
@@ -151,6 +152,29 @@ macro_rules! impl_simd {
                 // SAFETY: avx512f present (trait contract); registers only, no memory access.
                 $t(unsafe { $fnmadd(self.0, self.0, $set1(1.0)) })
             }
+            const BLOCK: usize = $block;
+            #[inline(always)]
+            unsafe fn opaque(self) -> Self {
+                // SAFETY: avx512f present (trait contract); registers only, no memory access.
+                $t(unsafe { $opaque(self.0) })
+            }
+            #[inline(always)]
+            unsafe fn block_splat(self, q: usize) -> Self {
+                // SAFETY: avx512f present (trait contract); registers only, no memory access.
+                $t(unsafe {
+                    match q {
+                        0 => $shuf_blocks::<0x00>(self.0, self.0),
+                        1 => $shuf_blocks::<0x55>(self.0, self.0),
+                        2 => $shuf_blocks::<0xAA>(self.0, self.0),
+                        _ => $shuf_blocks::<0xFF>(self.0, self.0),
+                    }
+                })
+            }
+            #[inline(always)]
+            unsafe fn elem_splat(self, e: usize) -> Self {
+                // SAFETY: avx512f present (trait contract); registers only, no memory access.
+                $t(unsafe { $elem_splat(self.0, e) })
+            }
             #[inline(always)]
             unsafe fn relu_deriv(self) -> Self {
                 // SAFETY: avx512f present (trait contract); registers only, no memory access.
@@ -183,7 +207,11 @@ impl_simd!(
     _mm512_mul_ps,
     _mm512_max_ps,
     _mm512_cmp_ps_mask,
-    _mm512_maskz_mov_ps
+    _mm512_maskz_mov_ps,
+    4,
+    _mm512_shuffle_f32x4,
+    elem_splat_ps,
+    opaque_ps
 );
 impl_simd!(
     F64x8,
@@ -205,5 +233,53 @@ impl_simd!(
     _mm512_mul_pd,
     _mm512_max_pd,
     _mm512_cmp_pd_mask,
-    _mm512_maskz_mov_pd
+    _mm512_maskz_mov_pd,
+    2,
+    _mm512_shuffle_f64x2,
+    elem_splat_pd,
+    opaque_pd
 );
+
+/// Element `e` of each 128-bit block of `v` broadcast across that block (`e` is a constant
+/// once the tile's loop is unrolled, so the `match` leaves one shuffle).
+#[inline(always)]
+unsafe fn elem_splat_ps(v: __m512, e: usize) -> __m512 {
+    // SAFETY: avx512f present (the caller's contract); registers only, no memory access.
+    unsafe {
+        match e {
+            0 => _mm512_shuffle_ps::<0x00>(v, v),
+            1 => _mm512_shuffle_ps::<0x55>(v, v),
+            2 => _mm512_shuffle_ps::<0xAA>(v, v),
+            _ => _mm512_shuffle_ps::<0xFF>(v, v),
+        }
+    }
+}
+
+/// As [`elem_splat_ps`] for the two `f64` of each block.
+#[inline(always)]
+unsafe fn elem_splat_pd(v: __m512d, e: usize) -> __m512d {
+    // SAFETY: avx512f present (the caller's contract); registers only, no memory access.
+    unsafe {
+        match e {
+            0 => _mm512_shuffle_pd::<0x00>(v, v),
+            _ => _mm512_shuffle_pd::<0xFF>(v, v),
+        }
+    }
+}
+
+macro_rules! opaque {
+    ($name:ident, $reg:ty) => {
+        /// `v` unchanged, through an empty `asm!` block the optimizer cannot see into.
+        #[inline]
+        #[target_feature(enable = "avx512f")]
+        unsafe fn $name(mut v: $reg) -> $reg {
+            // SAFETY: an empty template: no instruction, no memory access, no flags.
+            unsafe {
+                std::arch::asm!("/* {0} */", inout(zmm_reg) v, options(pure, nomem, nostack))
+            };
+            v
+        }
+    };
+}
+opaque!(opaque_ps, __m512);
+opaque!(opaque_pd, __m512d);

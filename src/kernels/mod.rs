@@ -75,6 +75,28 @@ pub trait Simd: Copy {
     unsafe fn tanh_deriv(self) -> Self;
     /// `1` where `h > 0`, else `0`.
     unsafe fn relu_deriv(self) -> Self;
+    /// Elements per 128-bit block of the register when the path broadcasts a lane in
+    /// registers ([`Simd::block_splat`], [`Simd::elem_splat`]); 0 when it does not, and the
+    /// one-row tile then broadcasts each element of `A` from memory.
+    const BLOCK: usize = 0;
+    /// `self`, hidden from the optimizer (so broadcasts of its lanes stay shuffles in
+    /// registers rather than being folded back into broadcast loads).
+    #[inline(always)]
+    unsafe fn opaque(self) -> Self {
+        self
+    }
+    /// Every 128-bit block set to block `q < LANES / BLOCK` of `self`.
+    #[inline(always)]
+    unsafe fn block_splat(self, q: usize) -> Self {
+        let _ = q;
+        self
+    }
+    /// Every element of each 128-bit block set to that block's element `e < BLOCK`.
+    #[inline(always)]
+    unsafe fn elem_splat(self, e: usize) -> Self {
+        let _ = e;
+        self
+    }
 }
 
 /// The register types of each path for one element type; implemented for `f32` and `f64`
@@ -726,6 +748,9 @@ type TileArgs<'a, F, E> = (
     *const F,
 );
 
+/// Contraction length from which the one-row tile broadcasts `A` in registers (see `tile`).
+const REG_SPLAT_MIN_K: usize = 128;
+
 /// Bytes per prefetched line.
 const PREFETCH_LINE: usize = 64;
 /// Packed B (bytes) above which the GEMM fetches panels ahead (the L2 of one core here).
@@ -776,6 +801,37 @@ unsafe fn tile<
         let mut acc = [[[V::zero(); NV]; R]; KS];
         let kmain = k - k % KS;
         let mut kk = 0;
+        if const { R == 1 && V::BLOCK > 0 && V::LANES % KS == 0 }
+            && csa == 1
+            && k >= REG_SPLAT_MIN_K
+        {
+            // One row with `A` contiguous and `K` long: a load of `LANES` elements of `A` and
+            // two shuffles per element in registers (the `opaque` keeps LLVM from folding
+            // them back into broadcast loads), instead of a broadcast load per `k` beside the
+            // `NV` loads of `B`. Element `kx` still goes to partial sum `kx % KS` in the same
+            // order: the same bits. `bench_table`, 1 thread, fastest of 5 alternated rounds,
+            // ms, memory / register broadcasts: rnn_h256_b1_t150 infer 0.459 / 0.435, train
+            // 1.233 / 1.184; rnn_h128_b1_t150 infer 0.118 / 0.112, train 0.312 / 0.302; at
+            // `K` = 64 and 32 the shuffles' latency lost (h64_b1 infer 0.0159 / 0.0180, h32_b1
+            // 0.0452 / 0.0496), hence `REG_SPLAT_MIN_K`.
+            let kv = k - k % V::LANES;
+            while kk < kv {
+                let av = V::load(a.add(kk)).opaque();
+                for q in 0..V::LANES / V::BLOCK {
+                    let blk = av.block_splat(q);
+                    for e in 0..V::BLOCK {
+                        let kx = kk + q * V::BLOCK + e;
+                        let ai = blk.elem_splat(e);
+                        let brow = bpanel.add(kx * nr);
+                        let acc_s = &mut acc[kx % KS][0];
+                        for j in 0..NV {
+                            acc_s[j] = ai.fma(V::load(brow.add(j * V::LANES)), acc_s[j]);
+                        }
+                    }
+                }
+                kk += V::LANES;
+            }
+        }
         while kk < kmain {
             for (s, acc_s) in acc.iter_mut().enumerate() {
                 let kx = kk + s;

@@ -100,6 +100,64 @@ fn packed_gemm_matches_loops_on_every_path() {
     }
 }
 
+/// The one-row tile broadcasts a contiguous row of `A` in registers from `REG_SPLAT_MIN_K`
+/// on (AVX-512): against loops (a single row, and the row left after a 12-row tile), and
+/// bitwise against the same row read with a column step of 2, which broadcasts from memory and
+/// sums in the same order. The skipped elements are NaN, so reading one shows.
+#[test]
+fn one_row_tile_register_broadcasts_match_loops_and_memory_broadcasts() {
+    for isa in Isa::available() {
+        let min = REG_SPLAT_MIN_K;
+        for k in [min - 1, min, min + 1, min + 15, min + 16, 200, 257] {
+            // One vector of columns (8 partial sums), two, and partial panels.
+            for n in [1, 16, 17, 32, 37, 69] {
+                for m in [1, 13] {
+                    check_store::<f32>(isa, m, k, n, (k + n + m) % 3);
+                    check_store::<f64>(isa, m, k, n, (k + n + m + 1) % 3);
+                }
+                check_register_broadcast_bits::<f32>(isa, k, n);
+                check_register_broadcast_bits::<f64>(isa, k, n);
+            }
+        }
+    }
+}
+
+fn check_register_broadcast_bits<F: Float>(isa: Isa, k: usize, n: usize) {
+    let mut seed = (k * 100 + n) as u64;
+    let a: Vec<F> = (0..k).map(|_| F::from_f64(lcg(&mut seed))).collect();
+    let b: Vec<F> = (0..k * n).map(|_| F::from_f64(lcg(&mut seed))).collect();
+    let spread: Vec<F> = a.iter().flat_map(|&x| [x, F::from_f64(f64::NAN)]).collect();
+    let bp = PackedB::new(isa, k, n, |kk, j| b[kk * n + j]);
+    let (mut contiguous, mut stepped) = (vec![F::ZERO; n], vec![F::ZERO; n]);
+    gemm_packed(
+        isa,
+        &a,
+        (k, 1),
+        1,
+        bp.view(),
+        &mut contiguous,
+        n,
+        Addend::Zero,
+    );
+    gemm_packed(
+        isa,
+        &spread,
+        (2 * k, 2),
+        1,
+        bp.view(),
+        &mut stepped,
+        n,
+        Addend::Zero,
+    );
+    for j in 0..n {
+        assert_eq!(
+            contiguous[j].to_f64().to_bits(),
+            stepped[j].to_f64().to_bits(),
+            "{isa:?} k={k} n={n} column {j}"
+        );
+    }
+}
+
 #[test]
 fn forward_epilogue_matches_scalar_with_lengths() {
     let (m, k, n, t) = (5, 19, 53, 2);
