@@ -80,13 +80,30 @@ unsafe fn mask64(n: usize) -> __m256i {
 macro_rules! impl_simd {
     ($t:ident, $e:ty, $lanes:expr, $maskfn:ident, $tanh:ident, $setzero:ident, $set1:ident,
      $loadu:ident, $maskload:ident, $storeu:ident, $maskstore:ident, $fmadd:ident,
-     $fnmadd:ident, $add:ident, $mul:ident, $max:ident, $cmp:ident, $and:ident) => {
+     $fnmadd:ident, $add:ident, $mul:ident, $max:ident, $cmp:ident, $and:ident,
+     $block:expr, $block_splat:ident, $elem_splat:ident, $opaque:ident) => {
         impl Simd for $t {
             type Elem = $e;
             const LANES: usize = $lanes;
+            const BLOCK: usize = $block;
             // SAFETY (every method): avx2 and fma are the trait's contract; pointers are valid
             // for the lanes accessed (trait contract); `vmaskmov` never touches masked-off
             // lanes (no fault, no write).
+            #[inline(always)]
+            unsafe fn opaque(self) -> Self {
+                // SAFETY: avx2 present (trait contract); registers only, no memory access.
+                $t(unsafe { $opaque(self.0) })
+            }
+            #[inline(always)]
+            unsafe fn block_splat(self, q: usize) -> Self {
+                // SAFETY: avx2 present (trait contract); registers only, no memory access.
+                $t(unsafe { $block_splat(self.0, q) })
+            }
+            #[inline(always)]
+            unsafe fn elem_splat(self, e: usize) -> Self {
+                // SAFETY: avx2 present (trait contract); registers only, no memory access.
+                $t(unsafe { $elem_splat(self.0, e) })
+            }
             #[inline(always)]
             unsafe fn zero() -> Self {
                 // SAFETY: avx2 and fma present (trait contract); registers only, no memory access.
@@ -177,7 +194,11 @@ impl_simd!(
     _mm256_mul_ps,
     _mm256_max_ps,
     _mm256_cmp_ps,
-    _mm256_and_ps
+    _mm256_and_ps,
+    4,
+    block_splat_ps,
+    elem_splat_ps,
+    opaque_ps
 );
 impl_simd!(
     F64x4,
@@ -197,5 +218,77 @@ impl_simd!(
     _mm256_mul_pd,
     _mm256_max_pd,
     _mm256_cmp_pd,
-    _mm256_and_pd
+    _mm256_and_pd,
+    2,
+    block_splat_pd,
+    elem_splat_pd,
+    opaque_pd
 );
+
+/// Both 128-bit blocks of `v` set to its block `q` (`q` is a constant once the tile's loop is
+/// unrolled, so the `match` leaves one shuffle).
+#[inline(always)]
+unsafe fn block_splat_ps(v: __m256, q: usize) -> __m256 {
+    // SAFETY: avx present (the caller's contract); registers only, no memory access.
+    unsafe {
+        match q {
+            0 => _mm256_permute2f128_ps::<0x00>(v, v),
+            _ => _mm256_permute2f128_ps::<0x11>(v, v),
+        }
+    }
+}
+
+/// As [`block_splat_ps`] for `f64`.
+#[inline(always)]
+unsafe fn block_splat_pd(v: __m256d, q: usize) -> __m256d {
+    // SAFETY: avx present (the caller's contract); registers only, no memory access.
+    unsafe {
+        match q {
+            0 => _mm256_permute2f128_pd::<0x00>(v, v),
+            _ => _mm256_permute2f128_pd::<0x11>(v, v),
+        }
+    }
+}
+
+/// Element `e` of each 128-bit block of `v` broadcast across that block.
+#[inline(always)]
+unsafe fn elem_splat_ps(v: __m256, e: usize) -> __m256 {
+    // SAFETY: avx present (the caller's contract); registers only, no memory access.
+    unsafe {
+        match e {
+            0 => _mm256_shuffle_ps::<0x00>(v, v),
+            1 => _mm256_shuffle_ps::<0x55>(v, v),
+            2 => _mm256_shuffle_ps::<0xAA>(v, v),
+            _ => _mm256_shuffle_ps::<0xFF>(v, v),
+        }
+    }
+}
+
+/// As [`elem_splat_ps`] for the two `f64` of each block.
+#[inline(always)]
+unsafe fn elem_splat_pd(v: __m256d, e: usize) -> __m256d {
+    // SAFETY: avx present (the caller's contract); registers only, no memory access.
+    unsafe {
+        match e {
+            0 => _mm256_shuffle_pd::<0x0>(v, v),
+            _ => _mm256_shuffle_pd::<0xF>(v, v),
+        }
+    }
+}
+
+macro_rules! opaque {
+    ($name:ident, $reg:ty) => {
+        /// `v` unchanged, through an empty `asm!` block the optimizer cannot see into.
+        #[inline]
+        #[target_feature(enable = "avx")]
+        unsafe fn $name(mut v: $reg) -> $reg {
+            // SAFETY: an empty template: no instruction, no memory access, no flags.
+            unsafe {
+                std::arch::asm!("/* {0} */", inout(ymm_reg) v, options(pure, nomem, nostack))
+            };
+            v
+        }
+    };
+}
+opaque!(opaque_ps, __m256);
+opaque!(opaque_pd, __m256d);
