@@ -928,6 +928,19 @@ pub fn gemm_packed_a<F: Float>(
 
 /// The body of [`gemm_packed`] and [`gemm_packed_a`] for checked operands.
 fn gemm_ops<F: Float>(isa: Isa, ops: Operands<F>, c: &mut [F], ldc: usize, addend: Addend<'_, F>) {
+    gemm_ops_kc(isa, ops, c, ldc, addend, KC_MAX);
+}
+
+/// [`gemm_ops`] with K split into equal blocks of at most `kc_max` (the `kc_speed` probe
+/// compares block lengths through this).
+fn gemm_ops_kc<F: Float>(
+    isa: Isa,
+    ops: Operands<F>,
+    c: &mut [F],
+    ldc: usize,
+    addend: Addend<'_, F>,
+    kc_max: usize,
+) {
     assert!(isa.is_supported(), "kernel bug: unsupported isa");
     if let Addend::Row(row) = addend {
         assert!(row.len() >= ops.n, "kernel bug: addend row too short");
@@ -956,17 +969,16 @@ fn gemm_ops<F: Float>(isa: Isa, ops: Operands<F>, c: &mut [F], ldc: usize, adden
     let panels = ops.n.div_ceil(ops.nr);
     let c = SharedMut(c.as_mut_ptr());
     let flops = 2 * m * ops.k * ops.n;
-    // K blocks: one unless B is large and K long (the weight gradients over T * B rows of long
+    // K blocks: one unless K is long (the weight gradients over T * B rows of long
     // sequences), so that a chunk of A (`MC x KC`) and a panel's slice of B stay in L2 rather
-    // than every tile streaming its panel from memory. Measured at 1760x3200x1760 (two blocks
-    // of 1600): 152 GFLOP/s best against 152 unblocked and 145 with blocks of 1024 (the same
-    // probe, 11 rounds); a block of 2048 keeps the chunk of A within L2. Fixed by the shape
-    // alone, so every thread count sums in the same order.
-    let kblocks = if ops.k > KC_MAX && ops.k * ops.n > BLOCK_B_ELEMS {
-        ops.k.div_ceil(KC_MAX)
-    } else {
-        1
-    };
+    // than every tile streaming them from L3. The `kc_speed` probe (`cargo test --release
+    // --lib kc_speed -- --ignored --nocapture`: `A` packed, 1 thread, best of 9 alternated
+    // rounds, two runs), GFLOP/s unblocked / blocks of 1600 / 1067 / 800 / 400: 512x3200x512
+    // (`dW_ih` at `rnn_h512_b64_t50`, unblocked before this) 152.4-153.8 / 161.6-162.5 /
+    // 160.6-162.0 / 160.5-161.1 / 157.6-158.1; 1760x3200x1760 147.4-148.7 / 154.4-157.2 /
+    // 154.4-157.1 / 152.1-156.3 / 148.2-152.8. Fixed by the shape alone, so every thread count
+    // sums in the same order.
+    let kblocks = ops.k.div_ceil(kc_max.max(1)).max(1);
     let chunks = m.div_ceil(MC);
     // A chunk of `MC` rows over a range of panels: the same tiles, whoever runs it.
     let run = |rows: Range<usize>, panels: Range<usize>| {
@@ -1015,11 +1027,9 @@ fn gemm_ops<F: Float>(isa: Isa, ops: Operands<F>, c: &mut [F], ldc: usize, adden
 /// Rows of A per pass over the panels in [`gemm_packed`] (a multiple of every path's `MR`: 4,
 /// 6, 8 and 12).
 const MC: usize = 96;
-/// Longest contraction [`gemm_packed`] runs in one pass when B is large (see [`BLOCK_B_ELEMS`]).
+/// Longest contraction [`gemm_packed`] runs in one pass (a longer one is split into equal
+/// blocks of at most this).
 const KC_MAX: usize = 2048;
-/// B (`K * n` elements) above which a long `K` is split into blocks of at most [`KC_MAX`]
-/// (16 MiB of `f32`; see `gemm_packed`).
-const BLOCK_B_ELEMS: usize = 1 << 22;
 
 /// A raw address shared with the threads of a time loop, which write disjoint parts of it
 /// (their own panels' columns) within a step (steps are ordered by [`StepLoop::run`]).

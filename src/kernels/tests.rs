@@ -553,10 +553,9 @@ fn gemm_packed_is_bitwise_identical_for_any_thread_count() {
 
 #[test]
 fn k_blocked_products_match_loops_with_every_addend() {
-    // K = KC_MAX + 76 and K * n > BLOCK_B_ELEMS: two K blocks, the first with the caller's
-    // addend, the second accumulating; m = 3 and MC + 2 (one and two row chunks).
-    let (k, n) = (KC_MAX + 76, BLOCK_B_ELEMS / (KC_MAX + 76) + 5);
-    assert!(k * n > BLOCK_B_ELEMS);
+    // K = KC_MAX + 76: two K blocks, the first with the caller's addend, the second
+    // accumulating; m = 3 and MC + 2 (one and two row chunks); n = 69, a partial last panel.
+    let (k, n) = (KC_MAX + 76, 69);
     for (i, isa) in Isa::available().into_iter().enumerate() {
         for add in [ZERO, ACCUMULATE, 2] {
             check_store::<f32>(isa, 3, k, n, add);
@@ -769,6 +768,47 @@ fn dw_speed() {
                 best[1] * 1e3,
                 f / best[1]
             );
+        }
+    });
+}
+
+/// A probe of the weight-gradient products' K blocking: `cargo test --release --lib kc_speed
+/// -- --ignored --nocapture` (1 thread, `A` packed as `backward` packs `dA^T`; rounds
+/// alternate the block lengths, best of 9 rounds of 3 products each).
+#[test]
+#[ignore]
+fn kc_speed() {
+    let pool = pool(1);
+    pool.install(|| {
+        let isa = Isa::detect();
+        for (h, rows) in [(512usize, 3200usize), (1760, 3200)] {
+            let mut seed = 5;
+            let da: Vec<f32> = (0..rows * h).map(|_| lcg(&mut seed) as f32).collect();
+            let x: Vec<f32> = (0..rows * h).map(|_| lcg(&mut seed) as f32).collect();
+            let mut xbuf = vec![0f32; packed_len::<f32>(isa, rows, h)];
+            let xp = pack_into(isa, rows, h, |r| Some(&x[r * h..][..h]), &mut xbuf);
+            let mut a_buf = vec![0f32; packed_a_len(isa, rows, h)];
+            let ap = pack_a_into(isa, rows, h, |r| &da[r * h..][..h], &mut a_buf, None);
+            let mut c = vec![0f32; h * h];
+            let kcs = [rows, KC_MAX, 1067, 800, 400];
+            let mut best = vec![f64::MAX; kcs.len()];
+            for _ in 0..9 {
+                for (&kc, best) in kcs.iter().zip(&mut best) {
+                    let t = std::time::Instant::now();
+                    for _ in 0..3 {
+                        let ops = Operands::panels(ap, 0, xp);
+                        gemm_ops_kc(isa, ops, &mut c, h, Addend::C, kc);
+                    }
+                    *best = best.min(t.elapsed().as_secs_f64() / 3.0);
+                }
+            }
+            for (kc, best) in kcs.iter().zip(&best) {
+                let gf = 2.0 * (rows * h * h) as f64 / best * 1e-9;
+                println!(
+                    "{h}x{rows}x{h}, K blocks of <= {kc}: {:.3} ms, {gf:.1} GFLOP/s",
+                    best * 1e3
+                );
+            }
         }
     });
 }
