@@ -666,10 +666,15 @@ unsafe fn row_blocks<V, E, const MR: usize, const NV: usize, const NVP: usize>(
     // without (reproduce: `PREFETCH_MIN_B = usize::MAX` and the `kernel_speed` probe) / with:
     // 16x1760x1760 107-115 / 136-142, 64x1760x1760 152 / 154-160, 3200x1760x1760 with 24-row
     // chunks 122-124 / 137-140, with 96-row chunks 150 / 149-150.
-    // With B in L2 the fetches only take load slots (16x512x512: 172 / 157-160), and a single
-    // tile has nobody to fetch for (1x256x256: 52 / 33, 1x1760x1760: 13.5 both): neither
-    // fetches.
-    let far = ops.n.div_ceil(ops.nr) * ops.pstride * size_of::<V::Elem>() > PREFETCH_MIN_B;
+    // A B of exactly the L2's size (`H = 512` in f32) does not stay there beside A and C
+    // either: a scratch probe switching the threshold at run time (1 thread, best of 9
+    // alternated rounds, three runs; not kept) without / with: 800x512x512 156.1-159.2 /
+    // 165.7-167.6, 3200x512x512 150.5-154.1 / 153.7-160.0, 64x512x512 163.5-169.3 /
+    // 167.9-170.1, 16x512x512 155.4-163.8 / 158.7-163.7. (An earlier probe, two builds
+    // rather than one alternating binary, had 16x512x512 at 172 without and 157-160 with,
+    // which set the threshold above 1 MiB; the alternated rounds do not reproduce it.) A
+    // single tile has nobody to fetch for (1x256x256: 52 / 33, 1x1760x1760: 13.5 both).
+    let far = ops.n.div_ceil(ops.nr) * ops.pstride * size_of::<V::Elem>() >= PREFETCH_MIN_B;
     let next = bpanel.wrapping_add(ops.pstride);
     let fetchers = if far && ops.m > MR { 2 } else { 0 };
     let mut r0 = 0;
@@ -753,7 +758,7 @@ const REG_SPLAT_MIN_K: usize = 128;
 
 /// Bytes per prefetched line.
 const PREFETCH_LINE: usize = 64;
-/// Packed B (bytes) above which the GEMM fetches panels ahead (the L2 of one core here).
+/// Packed B (bytes) from which the GEMM fetches panels ahead (the L2 of one core here).
 const PREFETCH_MIN_B: usize = 1 << 20;
 
 /// Asks for the cache line holding `p` to be brought into the cache (L2 and up on x86_64):
