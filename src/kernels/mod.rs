@@ -406,6 +406,10 @@ pub struct Operands<F> {
     /// ([`pack_a_into`]: `lda = 1`, `csa = MR`) the panel's full `K` (so `MR` rows step one
     /// panel).
     pub lda_tile: usize,
+    /// Where the rows after these start when the same kernel call's thread goes on to them
+    /// next (the next `MC`-row chunk of a GEMM whose `A` rows are contiguous), else null: the
+    /// last panel's tiles fetch them into L2 ahead (see `row_blocks`).
+    pub a_next: *const F,
 }
 
 impl<F: Float> Operands<F> {
@@ -443,6 +447,7 @@ impl<F: Float> Operands<F> {
             n: bp.n,
             nr: bp.nr,
             lda_tile: rsa,
+            a_next: std::ptr::null(),
         }
     }
 
@@ -467,6 +472,7 @@ impl<F: Float> Operands<F> {
             n: bp.n,
             nr: bp.nr,
             lda_tile: ap.k,
+            a_next: std::ptr::null(),
         }
     }
 
@@ -502,6 +508,12 @@ impl<F: Float> Operands<F> {
             bp: self.bp.wrapping_add(k0 * self.nr),
             ..self
         }
+    }
+
+    /// The same operands, with the rows after them at `a_next` (see [`Operands::a_next`]).
+    #[inline(always)]
+    pub fn with_next(self, a_next: *const F) -> Self {
+        Operands { a_next, ..self }
     }
 
     /// The same operands with `A` at another address (the time loop moves `A` along the
@@ -618,7 +630,10 @@ pub(crate) unsafe fn gemm_body<V, E, const MR: usize, const NV: usize>(
 {
     debug_assert_eq!(ops.nr, NV * V::LANES);
     let nr = ops.nr;
+    let last = panels.end.wrapping_sub(1);
     for p in panels {
+        // The last panel of this call fetches the rows the caller runs next, if any.
+        let fetch_a = p == last && !ops.a_next.is_null();
         let c0 = p * nr;
         let ncols = nr.min(ops.n - c0);
         // SAFETY: panel `p` starts `p * pstride` elements into the packed buffer, inside it
@@ -626,9 +641,9 @@ pub(crate) unsafe fn gemm_body<V, E, const MR: usize, const NV: usize>(
         unsafe {
             let bpanel = ops.bp.add(p * ops.pstride);
             match ncols.div_ceil(V::LANES) {
-                1 if NV > 1 => row_blocks::<V, E, MR, 1, NV>(ops, epi, bpanel, c0, ncols),
-                2 if NV > 2 => row_blocks::<V, E, MR, 2, NV>(ops, epi, bpanel, c0, ncols),
-                _ => row_blocks::<V, E, MR, NV, NV>(ops, epi, bpanel, c0, ncols),
+                1 if NV > 1 => row_blocks::<V, E, MR, 1, NV>(ops, epi, bpanel, c0, ncols, fetch_a),
+                2 if NV > 2 => row_blocks::<V, E, MR, 2, NV>(ops, epi, bpanel, c0, ncols, fetch_a),
+                _ => row_blocks::<V, E, MR, NV, NV>(ops, epi, bpanel, c0, ncols, fetch_a),
             }
         }
     }
@@ -654,6 +669,7 @@ unsafe fn row_blocks<V, E, const MR: usize, const NV: usize, const NVP: usize>(
     bpanel: *const V::Elem,
     c0: usize,
     ncols: usize,
+    fetch_a: bool,
 ) where
     V: Simd,
     E: Epilogue<V::Elem>,
@@ -677,13 +693,24 @@ unsafe fn row_blocks<V, E, const MR: usize, const NV: usize, const NVP: usize>(
     let far = ops.n.div_ceil(ops.nr) * ops.pstride * size_of::<V::Elem>() >= PREFETCH_MIN_B;
     let next = bpanel.wrapping_add(ops.pstride);
     let fetchers = if far && ops.m > MR { 2 } else { 0 };
+    // With `fetch_a` (the last panel of a chunk whose successor this thread runs next), the
+    // tiles after those fetch the next chunk's rows of `A` (contiguous: `MC` rows of `k`), one
+    // line per `k` each, into L2: else the next chunk's first panel reads them from L3 or
+    // memory, one broadcast at a time (figures in `gemm_ops`).
+    let line = PREFETCH_LINE / size_of::<V::Elem>();
+    let a_fetchers = if fetch_a { MC.div_ceil(line) } else { 0 };
     let mut r0 = 0;
     let mut ti = 0;
     while r0 < ops.m {
         let left = ops.m - r0;
-        // Tile `ti < fetchers` fetches lines `ti * k ..` of the next panel, one per `k`.
-        let fetch = ti < fetchers;
-        let pf = next.wrapping_add(ti * ops.k * (PREFETCH_LINE / size_of::<V::Elem>()));
+        // Tile `ti < fetchers` fetches lines `ti * k ..` of the next panel, one per `k`; tile
+        // `fetchers + j` lines `j * k ..` of the next rows of `A`.
+        let fetch = ti < fetchers + a_fetchers;
+        let pf = if ti < fetchers {
+            next.wrapping_add(ti * ops.k * line)
+        } else {
+            ops.a_next.wrapping_add((ti - fetchers) * ops.k * line)
+        };
         ti += 1;
         let rows = if left >= MR {
             MR
@@ -933,18 +960,33 @@ pub fn gemm_packed_a<F: Float>(
 
 /// The body of [`gemm_packed`] and [`gemm_packed_a`] for checked operands.
 fn gemm_ops<F: Float>(isa: Isa, ops: Operands<F>, c: &mut [F], ldc: usize, addend: Addend<'_, F>) {
-    gemm_ops_kc(isa, ops, c, ldc, addend, KC_MAX);
+    gemm_ops_tuned(isa, ops, c, ldc, addend, TUNING);
 }
 
-/// [`gemm_ops`] with K split into equal blocks of at most `kc_max` (the `kc_speed` probe
-/// compares block lengths through this).
-fn gemm_ops_kc<F: Float>(
+/// The knobs of [`gemm_ops`] that the probes (`kc_speed`, `a_ahead_speed`) vary; the library
+/// runs [`TUNING`].
+#[derive(Clone, Copy, Debug)]
+struct Tuning {
+    /// K is split into equal blocks of at most this.
+    kc_max: usize,
+    /// The next chunk's rows of `A` are fetched ahead where they are contiguous and small.
+    a_ahead: bool,
+}
+
+/// What the library runs.
+const TUNING: Tuning = Tuning {
+    kc_max: KC_MAX,
+    a_ahead: true,
+};
+
+/// [`gemm_ops`] with the given [`Tuning`].
+fn gemm_ops_tuned<F: Float>(
     isa: Isa,
     ops: Operands<F>,
     c: &mut [F],
     ldc: usize,
     addend: Addend<'_, F>,
-    kc_max: usize,
+    tuning: Tuning,
 ) {
     assert!(isa.is_supported(), "kernel bug: unsupported isa");
     if let Addend::Row(row) = addend {
@@ -983,13 +1025,34 @@ fn gemm_ops_kc<F: Float>(
     // 160.6-162.0 / 160.5-161.1 / 157.6-158.1; 1760x3200x1760 147.4-148.7 / 154.4-157.2 /
     // 154.4-157.1 / 152.1-156.3 / 148.2-152.8. Fixed by the shape alone, so every thread count
     // sums in the same order.
-    let kblocks = ops.k.div_ceil(kc_max.max(1)).max(1);
+    let kblocks = ops.k.div_ceil(tuning.kc_max.max(1)).max(1);
     let chunks = m.div_ceil(MC);
     // A chunk of `MC` rows over a range of panels: the same tiles, whoever runs it.
+    // The next chunk's rows of `A` are fetched ahead (by the last panel's tiles, see
+    // `row_blocks`) when they are contiguous (`X` or `dA`, `[T * B, K]`), one K block, and a
+    // chunk fits in half of L2. The `a_ahead_speed` probe (`cargo test --release --lib
+    // a_ahead_speed -- --ignored --nocapture`: 1 thread, best of 7 alternated rounds, two
+    // runs), GFLOP/s without / with: 3200x512x512 149.4-150.2 / 152.2-154.0, 800x512x512
+    // 164.5-164.8 / 167.8-168.2, 3200x256x256 157.0-158.4 / 160.2-161.0, 800x256x256
+    // 162.4-164.2 / 165.8-165.9; 3200x1760x1760 (a chunk of 675 KiB, left out here) 156.2-158.3
+    // / 156.5-158.1. (A scratch version of the probe, the same rounds, an hour earlier: 147.0
+    // / 152.7, 152.5 / 165, 137.4 / 160.3, 158 / 164.)
+    let a_ahead = tuning.a_ahead
+        && kblocks == 1
+        && ops.csa == 1
+        && ops.lda == ops.k
+        && ops.lda_tile == ops.lda
+        && MC * ops.k * size_of::<F>() <= A_AHEAD_MAX_BYTES;
     let run = |rows: Range<usize>, panels: Range<usize>| {
+        let end = rows.end;
         for r0 in rows.step_by(MC) {
             let mc = MC.min(m - r0);
             let c = c.get().wrapping_add(r0 * ldc);
+            let a_next = if a_ahead && r0 + MC < end {
+                ops.rows(r0 + MC, 0).a
+            } else {
+                std::ptr::null()
+            };
             for kb in 0..kblocks {
                 let (k0, k1) = (ops.k * kb / kblocks, ops.k * (kb + 1) / kblocks);
                 // The first block adds the caller's addend, the others accumulate into C.
@@ -1000,7 +1063,8 @@ fn gemm_ops_kc<F: Float>(
                 // < m of A and C, and columns `k0..k1` <= K of A and rows of every panel; `bp`
                 // was packed with this path's panel width (asserted); threads own disjoint
                 // rows or disjoint panels (columns) of C.
-                unsafe { f(&ops.rows(r0, mc).k_block(k0, k1 - k0), &epi, panels.clone()) };
+                let chunk = ops.rows(r0, mc).k_block(k0, k1 - k0).with_next(a_next);
+                unsafe { f(&chunk, &epi, panels.clone()) };
             }
         }
     };
@@ -1032,6 +1096,8 @@ fn gemm_ops_kc<F: Float>(
 /// Rows of A per pass over the panels in [`gemm_packed`] (a multiple of every path's `MR`: 4,
 /// 6, 8 and 12).
 const MC: usize = 96;
+/// Largest chunk of `A` (`MC` rows, bytes) fetched ahead into L2 (half of it here).
+const A_AHEAD_MAX_BYTES: usize = 1 << 19;
 /// Longest contraction [`gemm_packed`] runs in one pass (a longer one is split into equal
 /// blocks of at most this).
 const KC_MAX: usize = 2048;

@@ -797,7 +797,11 @@ fn kc_speed() {
                     let t = std::time::Instant::now();
                     for _ in 0..3 {
                         let ops = Operands::panels(ap, 0, xp);
-                        gemm_ops_kc(isa, ops, &mut c, h, Addend::C, kc);
+                        let tuning = Tuning {
+                            kc_max: kc,
+                            ..TUNING
+                        };
+                        gemm_ops_tuned(isa, ops, &mut c, h, Addend::C, tuning);
                     }
                     *best = best.min(t.elapsed().as_secs_f64() / 3.0);
                 }
@@ -809,6 +813,48 @@ fn kc_speed() {
                     best * 1e3
                 );
             }
+        }
+    });
+}
+
+/// A probe of fetching the next chunk's rows of `A` ahead (`Tuning::a_ahead`): `cargo test
+/// --release --lib a_ahead_speed -- --ignored --nocapture` (1 thread, strided `A` as the
+/// input projection and `dX` read it, rounds alternate without / with, best of 7).
+#[test]
+#[ignore]
+fn a_ahead_speed() {
+    let pool = pool(1);
+    pool.install(|| {
+        let isa = Isa::detect();
+        for (m, k, n) in [
+            (3200usize, 512usize, 512usize),
+            (800, 512, 512),
+            (3200, 256, 256),
+            (800, 256, 256),
+            (3200, 1760, 1760),
+        ] {
+            let a = vec![0.5f32; m * k];
+            let bp = PackedB::new(isa, k, n, |_, _| 0.25f32);
+            let mut c = vec![0f32; m * n];
+            let reps = (1e9 / (2 * m * k * n) as f64).max(3.0) as usize;
+            let mut best = [f64::MAX; 2];
+            for _ in 0..7 {
+                for (a_ahead, best) in [false, true].into_iter().zip(&mut best) {
+                    let tuning = Tuning { a_ahead, ..TUNING };
+                    let t = std::time::Instant::now();
+                    for _ in 0..reps {
+                        let ops = Operands::new(&a, k, m, bp.view(), k);
+                        gemm_ops_tuned(isa, ops, &mut c, n, Addend::Zero, tuning);
+                    }
+                    *best = best.min(t.elapsed().as_secs_f64() / reps as f64);
+                }
+            }
+            let gf = |t: f64| 2.0 * (m * k * n) as f64 / t * 1e-9;
+            println!(
+                "{m}x{k}x{n}: without {:.1} GFLOP/s, with {:.1}",
+                gf(best[0]),
+                gf(best[1])
+            );
         }
     });
 }
