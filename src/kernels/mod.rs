@@ -410,6 +410,9 @@ pub struct Operands<F> {
     /// next (the next `MC`-row chunk of a GEMM whose `A` rows are contiguous), else null: the
     /// last panel's tiles fetch them into L2 ahead (see `row_blocks`).
     pub a_next: *const F,
+    /// As `a_next` for the rows of `C` the next chunk writes (contiguous: `ldc = n`), fetched
+    /// by the panel before the last.
+    pub c_next: *const F,
 }
 
 impl<F: Float> Operands<F> {
@@ -448,6 +451,7 @@ impl<F: Float> Operands<F> {
             nr: bp.nr,
             lda_tile: rsa,
             a_next: std::ptr::null(),
+            c_next: std::ptr::null(),
         }
     }
 
@@ -473,6 +477,7 @@ impl<F: Float> Operands<F> {
             nr: bp.nr,
             lda_tile: ap.k,
             a_next: std::ptr::null(),
+            c_next: std::ptr::null(),
         }
     }
 
@@ -510,10 +515,15 @@ impl<F: Float> Operands<F> {
         }
     }
 
-    /// The same operands, with the rows after them at `a_next` (see [`Operands::a_next`]).
+    /// The same operands, with the rows after them at `a_next` and `c_next` (see
+    /// [`Operands::a_next`]).
     #[inline(always)]
-    pub fn with_next(self, a_next: *const F) -> Self {
-        Operands { a_next, ..self }
+    pub fn with_next(self, a_next: *const F, c_next: *const F) -> Self {
+        Operands {
+            a_next,
+            c_next,
+            ..self
+        }
     }
 
     /// The same operands with `A` at another address (the time loop moves `A` along the
@@ -633,7 +643,13 @@ pub(crate) unsafe fn gemm_body<V, E, const MR: usize, const NV: usize>(
     let last = panels.end.wrapping_sub(1);
     for p in panels {
         // The last panel of this call fetches the rows the caller runs next, if any.
-        let fetch_a = p == last && !ops.a_next.is_null();
+        let ahead = if p == last {
+            ops.a_next
+        } else if p.wrapping_add(1) == last {
+            ops.c_next
+        } else {
+            std::ptr::null()
+        };
         let c0 = p * nr;
         let ncols = nr.min(ops.n - c0);
         // SAFETY: panel `p` starts `p * pstride` elements into the packed buffer, inside it
@@ -641,9 +657,9 @@ pub(crate) unsafe fn gemm_body<V, E, const MR: usize, const NV: usize>(
         unsafe {
             let bpanel = ops.bp.add(p * ops.pstride);
             match ncols.div_ceil(V::LANES) {
-                1 if NV > 1 => row_blocks::<V, E, MR, 1, NV>(ops, epi, bpanel, c0, ncols, fetch_a),
-                2 if NV > 2 => row_blocks::<V, E, MR, 2, NV>(ops, epi, bpanel, c0, ncols, fetch_a),
-                _ => row_blocks::<V, E, MR, NV, NV>(ops, epi, bpanel, c0, ncols, fetch_a),
+                1 if NV > 1 => row_blocks::<V, E, MR, 1, NV>(ops, epi, bpanel, c0, ncols, ahead),
+                2 if NV > 2 => row_blocks::<V, E, MR, 2, NV>(ops, epi, bpanel, c0, ncols, ahead),
+                _ => row_blocks::<V, E, MR, NV, NV>(ops, epi, bpanel, c0, ncols, ahead),
             }
         }
     }
@@ -669,7 +685,7 @@ unsafe fn row_blocks<V, E, const MR: usize, const NV: usize, const NVP: usize>(
     bpanel: *const V::Elem,
     c0: usize,
     ncols: usize,
-    fetch_a: bool,
+    ahead: *const V::Elem,
 ) where
     V: Simd,
     E: Epilogue<V::Elem>,
@@ -698,7 +714,11 @@ unsafe fn row_blocks<V, E, const MR: usize, const NV: usize, const NVP: usize>(
     // line per `k` each, into L2: else the next chunk's first panel reads them from L3 or
     // memory, one broadcast at a time (figures in `gemm_ops`).
     let line = PREFETCH_LINE / size_of::<V::Elem>();
-    let a_fetchers = if fetch_a { MC.div_ceil(line) } else { 0 };
+    let a_fetchers = if ahead.is_null() {
+        0
+    } else {
+        MC.div_ceil(line)
+    };
     let mut r0 = 0;
     let mut ti = 0;
     while r0 < ops.m {
@@ -709,7 +729,7 @@ unsafe fn row_blocks<V, E, const MR: usize, const NV: usize, const NVP: usize>(
         let pf = if ti < fetchers {
             next.wrapping_add(ti * ops.k * line)
         } else {
-            ops.a_next.wrapping_add((ti - fetchers) * ops.k * line)
+            ahead.wrapping_add((ti - fetchers) * ops.k * line)
         };
         ti += 1;
         let rows = if left >= MR {
@@ -963,20 +983,21 @@ fn gemm_ops<F: Float>(isa: Isa, ops: Operands<F>, c: &mut [F], ldc: usize, adden
     gemm_ops_tuned(isa, ops, c, ldc, addend, TUNING);
 }
 
-/// The knobs of [`gemm_ops`] that the probes (`kc_speed`, `a_ahead_speed`) vary; the library
+/// The knobs of [`gemm_ops`] that the probes (`kc_speed`, `ahead_speed`) vary; the library
 /// runs [`TUNING`].
 #[derive(Clone, Copy, Debug)]
 struct Tuning {
     /// K is split into equal blocks of at most this.
     kc_max: usize,
-    /// The next chunk's rows of `A` are fetched ahead where they are contiguous and small.
-    a_ahead: bool,
+    /// The next chunk's rows of `A` and `C` are fetched ahead where they are contiguous and
+    /// small.
+    ahead: bool,
 }
 
 /// What the library runs.
 const TUNING: Tuning = Tuning {
     kc_max: KC_MAX,
-    a_ahead: true,
+    ahead: true,
 };
 
 /// [`gemm_ops`] with the given [`Tuning`].
@@ -1028,30 +1049,41 @@ fn gemm_ops_tuned<F: Float>(
     let kblocks = ops.k.div_ceil(tuning.kc_max.max(1)).max(1);
     let chunks = m.div_ceil(MC);
     // A chunk of `MC` rows over a range of panels: the same tiles, whoever runs it.
-    // The next chunk's rows of `A` are fetched ahead (by the last panel's tiles, see
-    // `row_blocks`) when they are contiguous (`X` or `dA`, `[T * B, K]`), one K block, and a
-    // chunk fits in half of L2. The `a_ahead_speed` probe (`cargo test --release --lib
-    // a_ahead_speed -- --ignored --nocapture`: 1 thread, best of 7 alternated rounds, two
-    // runs), GFLOP/s without / with: 3200x512x512 149.4-150.2 / 152.2-154.0, 800x512x512
-    // 164.5-164.8 / 167.8-168.2, 3200x256x256 157.0-158.4 / 160.2-161.0, 800x256x256
-    // 162.4-164.2 / 165.8-165.9; 3200x1760x1760 (a chunk of 675 KiB, left out here) 156.2-158.3
-    // / 156.5-158.1. (A scratch version of the probe, the same rounds, an hour earlier: 147.0
-    // / 152.7, 152.5 / 165, 137.4 / 160.3, 158 / 164.)
-    let a_ahead = tuning.a_ahead
+    // The next chunk's rows of `A` and of `C` are fetched into L2 ahead (by the tiles of the
+    // last panel and of the one before, see `row_blocks`) when they are contiguous (`X` or
+    // `dA` and the output, `[T * B, K]` and `[T * B, n]`), `K` is one block, and a chunk takes
+    // at most half of L2: else the next chunk's first panel reads `A` from L3 or memory one
+    // broadcast at a time, and its stores wait for their lines. The `ahead_speed` probe
+    // (`cargo test --release --lib ahead_speed -- --ignored --nocapture`: 1 thread, best of 7
+    // alternated rounds; six runs, two of them in a slow phase of the host): with was faster in
+    // 19 of 24 pairs; the best of the runs without / with, GFLOP/s: 3200x512x512 151.8 /
+    // 159.1, 800x512x512 161.7 / 169.9, 3200x256x256 157.9 / 166.3, 800x256x256 163.6 /
+    // 162.4 (slower in three runs, faster in three); 3200x1760x1760 (too large: the same code
+    // both ways) 159.7 / 159.6.
+    let a_ahead = tuning.ahead
         && kblocks == 1
         && ops.csa == 1
         && ops.lda == ops.k
         && ops.lda_tile == ops.lda
-        && MC * ops.k * size_of::<F>() <= A_AHEAD_MAX_BYTES;
+        && MC * ops.k * size_of::<F>() <= AHEAD_MAX_BYTES;
+    let c_ahead = ldc == ops.n && MC * ops.n * size_of::<F>() <= AHEAD_MAX_BYTES;
     let run = |rows: Range<usize>, panels: Range<usize>| {
         let end = rows.end;
         for r0 in rows.step_by(MC) {
             let mc = MC.min(m - r0);
             let c = c.get().wrapping_add(r0 * ldc);
-            let a_next = if a_ahead && r0 + MC < end {
-                ops.rows(r0 + MC, 0).a
+            let (a_next, c_next) = if a_ahead && r0 + MC < end {
+                let c_next = c.wrapping_add(MC * ldc);
+                (
+                    ops.rows(r0 + MC, 0).a,
+                    if c_ahead {
+                        c_next.cast_const()
+                    } else {
+                        std::ptr::null()
+                    },
+                )
             } else {
-                std::ptr::null()
+                (std::ptr::null(), std::ptr::null())
             };
             for kb in 0..kblocks {
                 let (k0, k1) = (ops.k * kb / kblocks, ops.k * (kb + 1) / kblocks);
@@ -1063,7 +1095,10 @@ fn gemm_ops_tuned<F: Float>(
                 // < m of A and C, and columns `k0..k1` <= K of A and rows of every panel; `bp`
                 // was packed with this path's panel width (asserted); threads own disjoint
                 // rows or disjoint panels (columns) of C.
-                let chunk = ops.rows(r0, mc).k_block(k0, k1 - k0).with_next(a_next);
+                let chunk = ops
+                    .rows(r0, mc)
+                    .k_block(k0, k1 - k0)
+                    .with_next(a_next, c_next);
                 unsafe { f(&chunk, &epi, panels.clone()) };
             }
         }
@@ -1096,8 +1131,8 @@ fn gemm_ops_tuned<F: Float>(
 /// Rows of A per pass over the panels in [`gemm_packed`] (a multiple of every path's `MR`: 4,
 /// 6, 8 and 12).
 const MC: usize = 96;
-/// Largest chunk of `A` (`MC` rows, bytes) fetched ahead into L2 (half of it here).
-const A_AHEAD_MAX_BYTES: usize = 1 << 19;
+/// Largest chunk of `A` or `C` (`MC` rows, bytes) fetched ahead into L2 (half of it here).
+const AHEAD_MAX_BYTES: usize = 1 << 19;
 /// Longest contraction [`gemm_packed`] runs in one pass (a longer one is split into equal
 /// blocks of at most this).
 const KC_MAX: usize = 2048;

@@ -817,12 +817,12 @@ fn kc_speed() {
     });
 }
 
-/// A probe of fetching the next chunk's rows of `A` ahead (`Tuning::a_ahead`): `cargo test
-/// --release --lib a_ahead_speed -- --ignored --nocapture` (1 thread, strided `A` as the
-/// input projection and `dX` read it, rounds alternate without / with, best of 7).
+/// A probe of fetching the next chunk's rows of `A` and `C` ahead (`Tuning::ahead`): `cargo
+/// test --release --lib ahead_speed -- --ignored --nocapture` (1 thread, `A` and `C` as the
+/// input projection and `dX` have them, rounds alternate without / with, best of 7).
 #[test]
 #[ignore]
-fn a_ahead_speed() {
+fn ahead_speed() {
     let pool = pool(1);
     pool.install(|| {
         let isa = Isa::detect();
@@ -839,8 +839,8 @@ fn a_ahead_speed() {
             let reps = (1e9 / (2 * m * k * n) as f64).max(3.0) as usize;
             let mut best = [f64::MAX; 2];
             for _ in 0..7 {
-                for (a_ahead, best) in [false, true].into_iter().zip(&mut best) {
-                    let tuning = Tuning { a_ahead, ..TUNING };
+                for (ahead, best) in [false, true].into_iter().zip(&mut best) {
+                    let tuning = Tuning { ahead, ..TUNING };
                     let t = std::time::Instant::now();
                     for _ in 0..reps {
                         let ops = Operands::new(&a, k, m, bp.view(), k);
