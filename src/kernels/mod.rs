@@ -642,7 +642,8 @@ pub(crate) unsafe fn gemm_body<V, E, const MR: usize, const NV: usize>(
     let nr = ops.nr;
     let last = panels.end.wrapping_sub(1);
     for p in panels {
-        // The last panel of this call fetches the rows the caller runs next, if any.
+        // The last panel of this call fetches the next chunk's rows of `A`, the one before
+        // its rows of `C`, when the caller runs that chunk next (see `Operands::a_next`).
         let ahead = if p == last {
             ops.a_next
         } else if p.wrapping_add(1) == last {
@@ -709,10 +710,12 @@ unsafe fn row_blocks<V, E, const MR: usize, const NV: usize, const NVP: usize>(
     let far = ops.n.div_ceil(ops.nr) * ops.pstride * size_of::<V::Elem>() >= PREFETCH_MIN_B;
     let next = bpanel.wrapping_add(ops.pstride);
     let fetchers = if far && ops.m > MR { 2 } else { 0 };
-    // With `fetch_a` (the last panel of a chunk whose successor this thread runs next), the
-    // tiles after those fetch the next chunk's rows of `A` (contiguous: `MC` rows of `k`), one
-    // line per `k` each, into L2: else the next chunk's first panel reads them from L3 or
-    // memory, one broadcast at a time (figures in `gemm_ops`).
+    // With `ahead` (the next chunk's rows of `A` or of `C`, one contiguous run, given to the
+    // last two panels of a chunk whose successor this thread runs next), the tiles after
+    // those fetch it into L2, one line per `k` each: `MC / 16` tiles of `k` lines in f32,
+    // `MC` rows of `k` elements (of `C`'s `n`, all of it when `n = k`; half in f64). Else the
+    // next chunk's first panel reads `A` from L3 or memory one broadcast at a time (figures
+    // in `gemm_ops`).
     let line = PREFETCH_LINE / size_of::<V::Elem>();
     let a_fetchers = if ahead.is_null() {
         0
@@ -861,11 +864,13 @@ unsafe fn tile<
             // two shuffles per element in registers (the `opaque` keeps LLVM from folding
             // them back into broadcast loads), instead of a broadcast load per `k` beside the
             // `NV` loads of `B`. Element `kx` still goes to partial sum `kx % KS` in the same
-            // order: the same bits. `bench_table`, 1 thread, fastest of 5 alternated rounds,
-            // ms, memory / register broadcasts: rnn_h256_b1_t150 infer 0.459 / 0.435, train
+            // order: the same bits. `bench_table` (1 thread) on two builds, `REG_SPLAT_MIN_K`
+            // = `usize::MAX` and 0, fastest of 5 alternated rounds, ms, memory / register
+            // broadcasts: rnn_h256_b1_t150 infer 0.459 / 0.435, train
             // 1.233 / 1.184; rnn_h128_b1_t150 infer 0.118 / 0.112, train 0.312 / 0.302; at
-            // `K` = 64 and 32 the shuffles' latency lost (h64_b1 infer 0.0159 / 0.0180, h32_b1
-            // 0.0452 / 0.0496), hence `REG_SPLAT_MIN_K`.
+            // `K` = 64 and 32 they lost (h64_b1 infer 0.0159 / 0.0180, h32_b1 0.0452 /
+            // 0.0496; presumably the shuffles' latency at the start of each step's chain),
+            // hence `REG_SPLAT_MIN_K`.
             let kv = k - k % V::LANES;
             while kk < kv {
                 let av = V::load(a.add(kk)).opaque();
@@ -1048,7 +1053,6 @@ fn gemm_ops_tuned<F: Float>(
     // sums in the same order.
     let kblocks = ops.k.div_ceil(tuning.kc_max.max(1)).max(1);
     let chunks = m.div_ceil(MC);
-    // A chunk of `MC` rows over a range of panels: the same tiles, whoever runs it.
     // The next chunk's rows of `A` and of `C` are fetched into L2 ahead (by the tiles of the
     // last panel and of the one before, see `row_blocks`) when they are contiguous (`X` or
     // `dA` and the output, `[T * B, K]` and `[T * B, n]`), `K` is one block, and a chunk takes
@@ -1066,7 +1070,9 @@ fn gemm_ops_tuned<F: Float>(
         && ops.lda == ops.k
         && ops.lda_tile == ops.lda
         && MC * ops.k * size_of::<F>() <= AHEAD_MAX_BYTES;
-    let c_ahead = ldc == ops.n && MC * ops.n * size_of::<F>() <= AHEAD_MAX_BYTES;
+    // `C`'s rows go with `A`'s (the same conditions, and `C` without gaps).
+    let c_ahead = a_ahead && ldc == ops.n && MC * ops.n * size_of::<F>() <= AHEAD_MAX_BYTES;
+    // A chunk of `MC` rows over a range of panels: the same tiles, whoever runs it.
     let run = |rows: Range<usize>, panels: Range<usize>| {
         let end = rows.end;
         for r0 in rows.step_by(MC) {
