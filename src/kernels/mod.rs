@@ -746,23 +746,28 @@ unsafe fn row_blocks<V, E, const MR: usize, const NV: usize, const NVP: usize>(
         // when k = 0); a packed A's panels have `MR` rows (`gemm_packed_a` runs the tall
         // kernel, whose `MR` is `a_panel_rows`), and chunks and full tiles start at multiples
         // of `MR`, the smaller tiles only after the last full one: a tile's rows lie in one
-        // panel, `lda = 1` and `csa = MR` apart. The rest is the caller's contract, passed
-        // through.
+        // panel, `lda = 1` and `csa = MR` apart; the register-broadcast tile runs only where
+        // `csa = 1`. The rest is the caller's contract, passed through.
         unsafe {
             let a = ops.a_row::<MR>(r0);
             let t = (a, ops.lda, ops.csa, ops.k, bpanel, epi, r0, c0, ncols, pf);
             if rows == MR && fetch {
-                tile::<V, E, MR, NV, NVP, 1, true>(t);
+                tile::<V, E, MR, NV, NVP, 1, true, false>(t);
             } else if rows == MR {
-                tile::<V, E, MR, NV, NVP, 1, false>(t);
+                tile::<V, E, MR, NV, NVP, 1, false, false>(t);
             } else if rows == 1 {
-                if const { NV == 1 } {
-                    tile::<V, E, 1, NV, NVP, 8, false>(t);
-                } else {
-                    tile::<V, E, 1, NV, NVP, 4, false>(t);
+                // Register broadcasts of `A` (see `tile`) where its row is contiguous and `K`
+                // long: a separate instantiation, so that the short-`K` matrix-vector steps
+                // run a tile without that code.
+                let reg = ops.csa == 1 && ops.k >= REG_SPLAT_MIN_K;
+                match (const { NV == 1 }, reg) {
+                    (true, true) => tile::<V, E, 1, NV, NVP, 8, false, true>(t),
+                    (true, false) => tile::<V, E, 1, NV, NVP, 8, false, false>(t),
+                    (false, true) => tile::<V, E, 1, NV, NVP, 4, false, true>(t),
+                    (false, false) => tile::<V, E, 1, NV, NVP, 4, false, false>(t),
                 }
             } else if rows == 2 {
-                tile::<V, E, 2, NV, NVP, 2, false>(t);
+                tile::<V, E, 2, NV, NVP, 2, false, false>(t);
             } else if const { NV == NVP } {
                 debug_assert!(2 < rows && rows < MR && MR <= 12);
                 // One arm per row count a path's MR leaves (the `if const` keeps a tile wider
@@ -772,12 +777,12 @@ unsafe fn row_blocks<V, E, const MR: usize, const NV: usize, const NVP: usize>(
                         match rows {
                             $($r => {
                                 if const { MR > $r } {
-                                    tile::<V, E, $r, NV, NVP, 1, false>(t)
+                                    tile::<V, E, $r, NV, NVP, 1, false, false>(t)
                                 }
                             })*
                             _ => {
                                 if const { MR > $last } {
-                                    tile::<V, E, $last, NV, NVP, 1, false>(t)
+                                    tile::<V, E, $last, NV, NVP, 1, false, false>(t)
                                 }
                             }
                         }
@@ -827,12 +832,14 @@ fn prefetch<F>(p: *const F) {
 
 /// One `R x NV` register tile over all of `K`, in `KS` interleaved partial sums (reduced
 /// pairwise), then the epilogue. The panel's rows are `NVP * LANES` apart (`NVP >= NV`: a
-/// compile-time stride, so the loop's addressing needs no extra registers).
+/// compile-time stride, so the loop's addressing needs no extra registers). `PF`: fetch a line
+/// at `pf` ahead per `k`; `REG`: a one-row tile broadcasts `A` in registers (needs `csa = 1`).
 ///
 /// # Safety
 ///
 /// `a` valid for `R` rows of `k` at `lda` / `csa` (unless `k = 0`), `bpanel` for `k * NVP * LANES`,
-/// rows `r0..r0 + R` and columns `c0..c0 + ncols` accepted by `epi`, `V`'s features present.
+/// rows `r0..r0 + R` and columns `c0..c0 + ncols` accepted by `epi`, `V`'s features present;
+/// `csa = 1` with `REG`.
 #[inline(always)]
 #[allow(clippy::needless_range_loop)] // acc[s][i][j] indexed in lockstep across s
 unsafe fn tile<
@@ -843,6 +850,7 @@ unsafe fn tile<
     const NVP: usize,
     const KS: usize,
     const PF: bool,
+    const REG: bool,
 >(
     (a, lda, csa, k, bpanel, epi, r0, c0, ncols, pf): TileArgs<'_, V::Elem, E>,
 ) where
@@ -856,10 +864,8 @@ unsafe fn tile<
         let mut acc = [[[V::zero(); NV]; R]; KS];
         let kmain = k - k % KS;
         let mut kk = 0;
-        if const { R == 1 && V::BLOCK > 0 && V::LANES % KS == 0 }
-            && csa == 1
-            && k >= REG_SPLAT_MIN_K
-        {
+        if const { REG && R == 1 && V::BLOCK > 0 && V::LANES % KS == 0 } {
+            debug_assert!(csa == 1);
             // One row with `A` contiguous and `K` long: a load of `LANES` elements of `A` and
             // two shuffles per element in registers (the `opaque` keeps LLVM from folding
             // them back into broadcast loads), instead of a broadcast load per `k` beside the
@@ -1062,14 +1068,15 @@ fn gemm_ops_tuned<F: Float>(
     // alternated rounds; six runs, two of them in a slow phase of the host): with was faster in
     // 19 of 24 pairs; the best of the runs without / with, GFLOP/s: 3200x512x512 151.8 /
     // 159.1, 800x512x512 161.7 / 169.9, 3200x256x256 157.9 / 166.3, 800x256x256 163.6 /
-    // 162.4 (slower in three runs, faster in three); 3200x1760x1760 (too large: the same code
-    // both ways) 159.7 / 159.6.
+    // 162.4 (slower in three runs, faster in three: its `A`, 800 KiB, is now left out by
+    // `AHEAD_MIN_BYTES`); 3200x1760x1760 (too large: the same code both ways) 159.7 / 159.6.
     let a_ahead = tuning.ahead
         && kblocks == 1
         && ops.csa == 1
         && ops.lda == ops.k
         && ops.lda_tile == ops.lda
-        && MC * ops.k * size_of::<F>() <= AHEAD_MAX_BYTES;
+        && MC * ops.k * size_of::<F>() <= AHEAD_MAX_BYTES
+        && m * ops.k * size_of::<F>() > AHEAD_MIN_BYTES;
     // `C`'s rows go with `A`'s (the same conditions, and `C` without gaps).
     let c_ahead = a_ahead && ldc == ops.n && MC * ops.n * size_of::<F>() <= AHEAD_MAX_BYTES;
     // A chunk of `MC` rows over a range of panels: the same tiles, whoever runs it.
@@ -1139,6 +1146,10 @@ fn gemm_ops_tuned<F: Float>(
 const MC: usize = 96;
 /// Largest chunk of `A` or `C` (`MC` rows, bytes) fetched ahead into L2 (half of it here).
 const AHEAD_MAX_BYTES: usize = 1 << 19;
+/// All of `A` (bytes) above which its chunks are fetched ahead: a smaller one stays in L2 or
+/// L3 from one call to the next (the `B = 1` workloads' `T * B` rows of `H <= 64`), where the
+/// fetches only add instructions to short tiles.
+const AHEAD_MIN_BYTES: usize = 1 << 20;
 /// Longest contraction [`gemm_packed`] runs in one pass (a longer one is split into equal
 /// blocks of at most this).
 const KC_MAX: usize = 2048;
