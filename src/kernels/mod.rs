@@ -1103,15 +1103,16 @@ fn gemm_ops_tuned<F: Float>(
                 // The first block adds the caller's addend, the others accumulate into C.
                 let add = if kb == 0 { addend } else { Addend::C };
                 let epi = Store::new(c, ldc, add);
-                // SAFETY: `isa` is supported (asserted); A's and C's extents were asserted
-                // above and in `Operands::strided` / `Operands::panels`: rows `r0..r0 + mc`
-                // < m of A and C, and columns `k0..k1` <= K of A and rows of every panel; `bp`
-                // was packed with this path's panel width (asserted); threads own disjoint
-                // rows or disjoint panels (columns) of C.
                 let chunk = ops
                     .rows(r0, mc)
                     .k_block(k0, k1 - k0)
                     .with_next(a_next, c_next);
+                // SAFETY: `isa` is supported (asserted); A's and C's extents were asserted
+                // above and in `Operands::strided` / `Operands::panels`: rows `r0..r0 + mc`
+                // < m of A and C, and columns `k0..k1` <= K of A and rows of every panel; `bp`
+                // was packed with this path's panel width (asserted); threads own disjoint
+                // rows or disjoint panels (columns) of C; `a_next` / `c_next` are only fetched
+                // (hints, never read).
                 unsafe { f(&chunk, &epi, panels.clone()) };
             }
         }
