@@ -630,7 +630,7 @@ pub fn select<F: Float, E: Epilogue<F>>(isa: Isa) -> KernelFn<F, E> {
 ///
 /// As [`KernelFn`], with `V`'s features available and `ops.nr == NV * V::LANES`.
 #[inline(always)]
-pub(crate) unsafe fn gemm_body<V, E, const MR: usize, const NV: usize>(
+pub(crate) unsafe fn gemm_body<V, E, const MR: usize, const NV: usize, const NW: usize>(
     ops: &Operands<V::Elem>,
     epi: &E,
     panels: Range<usize>,
@@ -641,7 +641,48 @@ pub(crate) unsafe fn gemm_body<V, E, const MR: usize, const NV: usize>(
     debug_assert_eq!(ops.nr, NV * V::LANES);
     let nr = ops.nr;
     let last = panels.end.wrapping_sub(1);
-    for p in panels {
+    let mut p = panels.start;
+    while p < panels.end {
+        // One row (the `B = 1` matrix-vector step) over two full panels in one tile: a
+        // broadcast of `A` serves `2 * NV` FMAs instead of `NV` (three loads per two FMAs
+        // bound the one-panel tile). Each column's partial sums are those of the one-panel
+        // tile (the same `KS`, element `k` into sum `k % KS`, the same reduction), so the
+        // bits do not depend on whether a panel is paired, nor on how threads split them.
+        if const { NW == 2 * NV }
+            && ops.m == 1
+            && p + 1 < panels.end
+            && (p + 2) * nr <= ops.n
+            && ops.a_next.is_null()
+            && ops.c_next.is_null()
+        {
+            // SAFETY: panels `p` and `p + 1` are in range and full (`(p + 2) * nr <= n`), so
+            // both lie in the packed buffer, `pstride` apart; one row of `A` (`m = 1`); the
+            // register-broadcast tile runs only where `csa = 1`. The rest is passed through.
+            unsafe {
+                let t = (
+                    ops.a,
+                    ops.lda,
+                    ops.csa,
+                    ops.k,
+                    ops.bp.add(p * ops.pstride),
+                    epi,
+                    0,
+                    p * nr,
+                    2 * nr,
+                    std::ptr::null(),
+                    ops.pstride,
+                );
+                let reg = ops.csa == 1 && ops.k >= REG_SPLAT_MIN_K;
+                match (const { NV == 1 }, reg) {
+                    (true, true) => tile::<V, E, 1, NW, NV, 8, false, true>(t),
+                    (true, false) => tile::<V, E, 1, NW, NV, 8, false, false>(t),
+                    (false, true) => tile::<V, E, 1, NW, NV, 4, false, true>(t),
+                    (false, false) => tile::<V, E, 1, NW, NV, 4, false, false>(t),
+                }
+            }
+            p += 2;
+            continue;
+        }
         // The last panel of this call fetches the next chunk's rows of `A`, the one before
         // its rows of `C`, when the caller runs that chunk next (see `Operands::a_next`).
         let ahead = if p == last {
@@ -663,6 +704,7 @@ pub(crate) unsafe fn gemm_body<V, E, const MR: usize, const NV: usize>(
                 _ => row_blocks::<V, E, MR, NV, NV>(ops, epi, bpanel, c0, ncols, ahead),
             }
         }
+        p += 1;
     }
 }
 
@@ -750,7 +792,19 @@ unsafe fn row_blocks<V, E, const MR: usize, const NV: usize, const NVP: usize>(
         // `csa = 1`. The rest is the caller's contract, passed through.
         unsafe {
             let a = ops.a_row::<MR>(r0);
-            let t = (a, ops.lda, ops.csa, ops.k, bpanel, epi, r0, c0, ncols, pf);
+            let t = (
+                a,
+                ops.lda,
+                ops.csa,
+                ops.k,
+                bpanel,
+                epi,
+                r0,
+                c0,
+                ncols,
+                pf,
+                ops.pstride,
+            );
             if rows == MR && fetch {
                 tile::<V, E, MR, NV, NVP, 1, true, false>(t);
             } else if rows == MR {
@@ -806,6 +860,7 @@ type TileArgs<'a, F, E> = (
     usize,
     usize,
     *const F,
+    usize,
 );
 
 /// Contraction length from which the one-row tile broadcasts `A` in registers (see `tile`).
@@ -852,7 +907,7 @@ unsafe fn tile<
     const PF: bool,
     const REG: bool,
 >(
-    (a, lda, csa, k, bpanel, epi, r0, c0, ncols, pf): TileArgs<'_, V::Elem, E>,
+    (a, lda, csa, k, bpanel, epi, r0, c0, ncols, pf, pstride): TileArgs<'_, V::Elem, E>,
 ) where
     V: Simd,
     E: Epilogue<V::Elem>,
@@ -888,7 +943,7 @@ unsafe fn tile<
                         let brow = bpanel.add(kx * nr);
                         let acc_s = &mut acc[kx % KS][0];
                         for j in 0..NV {
-                            acc_s[j] = ai.fma(V::load(brow.add(j * V::LANES)), acc_s[j]);
+                            acc_s[j] = ai.fma(panel_load::<V, NVP>(brow, pstride, j), acc_s[j]);
                         }
                     }
                 }
@@ -902,7 +957,7 @@ unsafe fn tile<
                     prefetch(pf.wrapping_add(kx * (PREFETCH_LINE / size_of::<V::Elem>())));
                 }
                 let brow = bpanel.add(kx * nr);
-                let b: [V; NV] = std::array::from_fn(|j| V::load(brow.add(j * V::LANES)));
+                let b: [V; NV] = std::array::from_fn(|j| panel_load::<V, NVP>(brow, pstride, j));
                 for (i, acc_i) in acc_s.iter_mut().enumerate() {
                     let ai = V::splat(*a.add(i * lda + kx * csa));
                     for j in 0..NV {
@@ -914,7 +969,7 @@ unsafe fn tile<
         }
         while kk < k {
             let brow = bpanel.add(kk * nr);
-            let b: [V; NV] = std::array::from_fn(|j| V::load(brow.add(j * V::LANES)));
+            let b: [V; NV] = std::array::from_fn(|j| panel_load::<V, NVP>(brow, pstride, j));
             for (i, acc_i) in acc[0].iter_mut().enumerate() {
                 let ai = V::splat(*a.add(i * lda + kk * csa));
                 for j in 0..NV {
@@ -946,6 +1001,28 @@ unsafe fn tile<
                     epi.apply(mode, r, c0 + off, v, ncols - off);
                 }
             }
+        }
+    }
+}
+
+/// Vector `j` of a tile's row `brow` of the panel: vectors past the panel's `NVP` are in the
+/// next panel, `pstride` elements on (the one-row tile over two panels, see `gemm_body`).
+///
+/// # Safety
+///
+/// The vector must lie in the packed buffer, and `V`'s features be present.
+#[inline(always)]
+unsafe fn panel_load<V: Simd, const NVP: usize>(
+    brow: *const V::Elem,
+    pstride: usize,
+    j: usize,
+) -> V {
+    // SAFETY: the caller's contract.
+    unsafe {
+        if j < NVP {
+            V::load(brow.add(j * V::LANES))
+        } else {
+            V::load(brow.add(pstride + (j - NVP) * V::LANES))
         }
     }
 }

@@ -158,6 +158,63 @@ fn check_register_broadcast_bits<F: Float>(isa: Isa, k: usize, n: usize) {
     }
 }
 
+/// On AVX-512 one row runs a tile over two full panels where it can (`gemm_body`); its sums
+/// must be those of the one-panel tile, so the bits do not depend on whether panels pair up
+/// (or on how threads split them): the kernel over all panels in one call against one call
+/// per panel (no pairs), bitwise, on every path, with both broadcast forms of `A`; and against
+/// loops (`check_store`).
+#[test]
+fn one_row_tile_over_two_panels_matches_one_panel_tiles_bitwise() {
+    for isa in Isa::available() {
+        for k in [1, 3, 64, 127, REG_SPLAT_MIN_K, 129, 200] {
+            for panels in [2, 3, 4] {
+                for extra in [0, 1] {
+                    let n32 = panels * panel_width::<f32>(isa) + extra;
+                    let n64 = panels * panel_width::<f64>(isa) + extra;
+                    check_pair_bits::<f32>(isa, k, n32);
+                    check_pair_bits::<f64>(isa, k, n64);
+                    check_store::<f32>(isa, 1, k, n32, (k + n32) % 3);
+                    check_store::<f64>(isa, 1, k, n64, (k + n64 + 1) % 3);
+                }
+            }
+        }
+    }
+}
+
+fn check_pair_bits<F: Float>(isa: Isa, k: usize, n: usize) {
+    let mut seed = (k * 1000 + n) as u64;
+    let a: Vec<F> = (0..k).map(|_| F::from_f64(lcg(&mut seed))).collect();
+    let b: Vec<F> = (0..k * n).map(|_| F::from_f64(lcg(&mut seed))).collect();
+    let bp = PackedB::new(isa, k, n, |kk, j| b[kk * n + j]);
+    let ops = Operands::new(&a, k, 1, bp.view(), k);
+    let f = select::<F, Store<F>>(isa);
+    let (mut together, mut apart) = (vec![F::ZERO; n], vec![F::ZERO; n]);
+    let panels = bp.view().panels();
+    // SAFETY: isa comes from `Isa::available()`; A is 1 x k, C is 1 x n, every panel of `bp`
+    // is in range.
+    unsafe {
+        f(
+            &ops,
+            &Store::new(together.as_mut_ptr(), n, Addend::Zero),
+            0..panels,
+        );
+        for p in 0..panels {
+            f(
+                &ops,
+                &Store::new(apart.as_mut_ptr(), n, Addend::Zero),
+                p..p + 1,
+            );
+        }
+    }
+    for j in 0..n {
+        assert_eq!(
+            together[j].to_f64().to_bits(),
+            apart[j].to_f64().to_bits(),
+            "{isa:?} k={k} n={n} column {j}"
+        );
+    }
+}
+
 #[test]
 fn forward_epilogue_matches_scalar_with_lengths() {
     let (m, k, n, t) = (5, 19, 53, 2);
