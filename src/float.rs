@@ -6,7 +6,7 @@ use std::ops::{Add, AddAssign, Div, Mul, MulAssign, Neg, Sub, SubAssign};
 
 mod sealed {
     /// Seals [`super::Float`] and carries the kernels' register types of each precision.
-    pub trait Sealed: crate::kernels::KernelFloat {}
+    pub trait Sealed: crate::kernels::KernelFloat + crate::rnn::Entry {}
     impl Sealed for f32 {}
     impl Sealed for f64 {}
 }

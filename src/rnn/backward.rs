@@ -57,6 +57,32 @@ impl<F: Float> Rnn<F> {
         grads: RnnGrads<'_, F>,
         workspace: &mut Workspace<F>,
     ) -> Result<()> {
+        F::rnn_backward(
+            self,
+            seq,
+            input,
+            h0,
+            output,
+            grad_output,
+            grad_h_n,
+            grads,
+            workspace,
+        )
+    }
+
+    /// The body of [`Rnn::backward`], compiled once per element type (see [`Entry`]).
+    #[allow(clippy::too_many_arguments)]
+    pub(super) fn backward_body(
+        &self,
+        seq: &Sequences<'_>,
+        input: &[F],
+        h0: Option<&[F]>,
+        output: &[F],
+        grad_output: Option<&[F]>,
+        grad_h_n: Option<&[F]>,
+        grads: RnnGrads<'_, F>,
+        workspace: &mut Workspace<F>,
+    ) -> Result<()> {
         self.dims.validate_inputs(seq, input, h0)?;
         let (steps, batch) = (seq.steps, seq.batch);
         let (input_size, hidden) = (self.dims.input_size, self.dims.hidden_size);

@@ -30,6 +30,18 @@ impl<F: Float> Rnn<F> {
         output: &mut [F],
         h_n: Option<&mut [F]>,
     ) -> Result<()> {
+        F::rnn_forward(self, seq, input, h0, output, h_n)
+    }
+
+    /// The body of [`Rnn::forward`], compiled once per element type (see [`Entry`]).
+    pub(super) fn forward_body(
+        &self,
+        seq: &Sequences<'_>,
+        input: &[F],
+        h0: Option<&[F]>,
+        output: &mut [F],
+        h_n: Option<&mut [F]>,
+    ) -> Result<()> {
         self.dims.validate_inputs(seq, input, h0)?;
         let (steps, batch, hidden) = (seq.steps, seq.batch, self.dims.hidden_size);
         let state_len = batch * hidden;
@@ -59,6 +71,18 @@ impl<F: Float> Rnn<F> {
     /// Keeps no per-step history: the input projection is computed for a block of steps at a
     /// time in `workspace` (about 64 Ki elements plus one state).
     pub fn forward_final(
+        &self,
+        seq: &Sequences<'_>,
+        input: &[F],
+        h0: Option<&[F]>,
+        h_n: &mut [F],
+        workspace: &mut Workspace<F>,
+    ) -> Result<()> {
+        F::rnn_forward_final(self, seq, input, h0, h_n, workspace)
+    }
+
+    /// The body of [`Rnn::forward_final`], compiled once per element type (see [`Entry`]).
+    pub(super) fn forward_final_body(
         &self,
         seq: &Sequences<'_>,
         input: &[F],

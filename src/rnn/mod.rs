@@ -31,6 +31,7 @@
 //! sequence, micro-batches) sum up.
 
 mod backward;
+mod entry;
 mod forward;
 
 use crate::error::{Error, Result};
@@ -40,6 +41,7 @@ use crate::kernels::PackedB;
 use crate::sequences::{Sequences, check_len, checked_len};
 
 pub use backward::RnnGrads;
+pub(crate) use entry::Entry;
 
 /// The recurrent nonlinearity.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
@@ -182,6 +184,15 @@ pub struct Rnn<F> {
 impl<F: Float> Rnn<F> {
     /// Validates and prepares the weights of one layer.
     pub fn new(activation: Activation, dims: RnnDims, weights: RnnWeights<'_, F>) -> Result<Self> {
+        F::rnn_new(activation, dims, weights)
+    }
+
+    /// The body of [`Rnn::new`], compiled once per element type (see [`Entry`]).
+    pub(super) fn new_body(
+        activation: Activation,
+        dims: RnnDims,
+        weights: RnnWeights<'_, F>,
+    ) -> Result<Self> {
         dims.validate(&weights)?;
         let bias = match (weights.b_ih, weights.b_hh) {
             (None, None) => None,
@@ -208,7 +219,12 @@ impl<F: Float> Rnn<F> {
     }
 
     /// The same layer running on instruction-set path `isa` (for tests and comparisons).
-    pub fn with_isa(mut self, isa: Isa) -> Result<Self> {
+    pub fn with_isa(self, isa: Isa) -> Result<Self> {
+        F::rnn_with_isa(self, isa)
+    }
+
+    /// The body of [`Rnn::with_isa`], compiled once per element type (see [`Entry`]).
+    pub(super) fn with_isa_body(mut self, isa: Isa) -> Result<Self> {
         if !isa.is_supported() {
             return Err(Error::UnsupportedIsa(isa));
         }
