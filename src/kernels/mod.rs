@@ -672,13 +672,7 @@ pub(crate) unsafe fn gemm_body<V, E, const MR: usize, const NV: usize, const NW:
                     std::ptr::null(),
                     ops.pstride,
                 );
-                let reg = ops.csa == 1 && ops.k >= REG_SPLAT_MIN_K;
-                match (const { NV == 1 }, reg) {
-                    (true, true) => tile::<V, E, 1, NW, NV, 8, false, true>(t),
-                    (true, false) => tile::<V, E, 1, NW, NV, 8, false, false>(t),
-                    (false, true) => tile::<V, E, 1, NW, NV, 4, false, true>(t),
-                    (false, false) => tile::<V, E, 1, NW, NV, 4, false, false>(t),
-                }
+                one_row::<V, E, NW, NV, NV>(t, ops.csa == 1 && ops.k >= REG_SPLAT_MIN_K);
             }
             p += 2;
             continue;
@@ -813,13 +807,7 @@ unsafe fn row_blocks<V, E, const MR: usize, const NV: usize, const NVP: usize>(
                 // Register broadcasts of `A` (see `tile`) where its row is contiguous and `K`
                 // long: a separate instantiation, so that the short-`K` matrix-vector steps
                 // run a tile without that code.
-                let reg = ops.csa == 1 && ops.k >= REG_SPLAT_MIN_K;
-                match (const { NV == 1 }, reg) {
-                    (true, true) => tile::<V, E, 1, NV, NVP, 8, false, true>(t),
-                    (true, false) => tile::<V, E, 1, NV, NVP, 8, false, false>(t),
-                    (false, true) => tile::<V, E, 1, NV, NVP, 4, false, true>(t),
-                    (false, false) => tile::<V, E, 1, NV, NVP, 4, false, false>(t),
-                }
+                one_row::<V, E, NV, NVP, NV>(t, ops.csa == 1 && ops.k >= REG_SPLAT_MIN_K);
             } else if rows == 2 {
                 tile::<V, E, 2, NV, NVP, 2, false, false>(t);
             } else if const { NV == NVP } {
@@ -846,6 +834,33 @@ unsafe fn row_blocks<V, E, const MR: usize, const NV: usize, const NVP: usize>(
             }
         }
         r0 += rows;
+    }
+}
+
+/// The one-row tile of `NV` vectors over panels of `NVP`: `KS` = 8 partial sums when its panel
+/// holds one vector of columns (`NK = 1`), else 4, so that at least 8 FMA chains run; with
+/// `reg`, `A` broadcast in registers. `NK` is the panel's vectors, not the tile's, so the tile
+/// over two panels sums each column as the one-panel tile does.
+///
+/// # Safety
+///
+/// As [`tile`] for one row; `csa = 1` when `reg`.
+#[inline(always)]
+unsafe fn one_row<V, E, const NV: usize, const NVP: usize, const NK: usize>(
+    t: TileArgs<'_, V::Elem, E>,
+    reg: bool,
+) where
+    V: Simd,
+    E: Epilogue<V::Elem>,
+{
+    // SAFETY: the caller's contract.
+    unsafe {
+        match (const { NK == 1 }, reg) {
+            (true, true) => tile::<V, E, 1, NV, NVP, 8, false, true>(t),
+            (true, false) => tile::<V, E, 1, NV, NVP, 8, false, false>(t),
+            (false, true) => tile::<V, E, 1, NV, NVP, 4, false, true>(t),
+            (false, false) => tile::<V, E, 1, NV, NVP, 4, false, false>(t),
+        }
     }
 }
 
