@@ -648,13 +648,9 @@ pub(crate) unsafe fn gemm_body<V, E, const MR: usize, const NV: usize, const NW:
         // bound the one-panel tile). Each column's partial sums are those of the one-panel
         // tile (the same `KS`, element `k` into sum `k % KS`, the same reduction), so the
         // bits do not depend on whether a panel is paired, nor on how threads split them.
-        if const { NW == 2 * NV }
-            && ops.m == 1
-            && p + 1 < panels.end
-            && (p + 2) * nr <= ops.n
-            && ops.a_next.is_null()
-            && ops.c_next.is_null()
-        {
+        // (A one-row call is the last chunk of its GEMM, so it never fetches ahead.)
+        if const { NW == 2 * NV } && ops.m == 1 && p + 1 < panels.end && (p + 2) * nr <= ops.n {
+            debug_assert!(ops.a_next.is_null() && ops.c_next.is_null());
             // SAFETY: panels `p` and `p + 1` are in range and full (`(p + 2) * nr <= n`), so
             // both lie in the packed buffer, `pstride` apart; one row of `A` (`m = 1`); the
             // register-broadcast tile runs only where `csa = 1`. The rest is passed through.
