@@ -477,7 +477,8 @@ fn forward_final_in_blocks_matches_reference_and_forward_bitwise() {
 }
 
 /// The time loop splits each step's columns across the caller's rayon threads: results must
-/// be bitwise identical for 1, 2 and 3 threads (steps big enough to be shared).
+/// be bitwise identical for 1, 2 and 3 threads (steps big enough to be shared: `B = 24` and
+/// `B = 1`).
 #[test]
 fn thread_count_does_not_change_results() {
     fn run_all<F: Float>(p: &Problem, isa: Isa) -> Vec<Vec<F>> {
@@ -515,10 +516,26 @@ fn thread_count_does_not_change_results() {
         },
         3,
     );
-    for isa in Isa::available() {
-        let r = run_all::<f32>(&p, isa);
-        assert!(r[0] == r[1] && r[0] == r[2], "f32 {isa:?}");
-        let r = run_all::<f64>(&p, isa);
-        assert!(r[0] == r[1] && r[0] == r[2], "f64 {isa:?}");
+    // B = 1 with W_hh of 256 x 256: the loop is shared from this size on, each thread's
+    // panels (8 and 8, or 5, 5 and 6) paired into two-panel tiles where they can be.
+    let single = Problem::random(
+        40,
+        1,
+        9,
+        256,
+        Flags {
+            bias: true,
+            h0: true,
+            lengths: false,
+        },
+        4,
+    );
+    for p in [&p, &single] {
+        for isa in Isa::available() {
+            let r = run_all::<f32>(p, isa);
+            assert!(r[0] == r[1] && r[0] == r[2], "f32 {isa:?} B = {}", p.batch);
+            let r = run_all::<f64>(p, isa);
+            assert!(r[0] == r[1] && r[0] == r[2], "f64 {isa:?} B = {}", p.batch);
+        }
     }
 }

@@ -496,6 +496,88 @@ fn step_loop_completes_when_helpers_never_arrive() {
     });
 }
 
+/// A helper that loses its core while it holds a chunk (here: sleeps 200 ms in it, where the
+/// loop's stall limit is 5 ms) hands the loop to the waiting participant: every step from the
+/// one after next runs on one thread, each chunk still exactly once.
+#[test]
+fn step_loop_runs_alone_after_a_participant_stalls() {
+    use std::sync::Mutex;
+    use std::sync::atomic::{AtomicUsize, Ordering};
+    use std::time::Duration;
+    let (steps, panels, stall_at) = (300, 4, 150);
+    let pool = pool(2);
+    pool.install(|| {
+        let caller = std::thread::current().id();
+        let ran_on: Vec<Mutex<Vec<std::thread::ThreadId>>> =
+            (0..steps).map(|_| Mutex::new(Vec::new())).collect();
+        let stalled = AtomicUsize::new(usize::MAX);
+        let lp = StepLoop::with_threads(2).stalling_after(Duration::from_millis(5));
+        lp.run(steps, panels, |s, range| {
+            let me = std::thread::current().id();
+            ran_on[s].lock().unwrap().extend(range.clone().map(|_| me));
+            if s >= stall_at
+                && me != caller
+                && stalled
+                    .compare_exchange(usize::MAX, s, Ordering::Relaxed, Ordering::Relaxed)
+                    .is_ok()
+            {
+                // The helper's first chunk from `stall_at` on.
+                std::thread::sleep(Duration::from_millis(200));
+            } else {
+                // Long enough chunks that both participants take part.
+                std::thread::sleep(Duration::from_micros(20));
+            }
+        });
+        let ran_on: Vec<Vec<_>> = ran_on.into_iter().map(|m| m.into_inner().unwrap()).collect();
+        assert!(ran_on.iter().all(|r| r.len() == panels), "a panel ran other than once");
+        assert!(
+            ran_on[..stall_at].iter().flatten().any(|&t| t != caller),
+            "the helper never ran a chunk: nothing was tested"
+        );
+        // Without the hand-over the helper takes part after `stall_at`, stalls in its first
+        // chunk there and goes on taking part. With it, one thread runs every step from the
+        // stall's next but one (if other tests kept a participant off its core for 5 ms
+        // before, the hand-over came earlier and the helper never stalls: also one thread).
+        let stall = stalled.load(Ordering::Relaxed).min(stall_at);
+        let after: Vec<_> = ran_on[stall + 2..].iter().flatten().collect();
+        assert!(
+            after.iter().all(|&t| t == after[0]),
+            "no participant took over the loop: stalled at {}, caller {caller:?}, steps from {}: {:?}",
+            stalled.load(Ordering::Relaxed),
+            stall + 2,
+            &ran_on[stall..(stall + 12).min(steps)]
+        );
+    });
+}
+
+/// Which time loops share a 2-thread pool (the measurements are at [`StepLoop::recurrence`]):
+/// `W_hh` of 256 x 256 from `B = 1` and of 128 x 128 from `B = 4` over enough steps; not the
+/// short-step workloads that two threads made slower, a single step, or a short loop.
+#[test]
+fn time_loops_share_the_pool_only_from_the_measured_sizes() {
+    let threads = |rows, h: usize, steps| {
+        pool(2).install(|| StepLoop::recurrence(h.div_ceil(16), rows, h, h, steps).threads())
+    };
+    assert_eq!(threads(1, 256, 150), 2, "rnn_h256_b1_t150");
+    assert_eq!(threads(1, 256, 22), 2, "rnn_h256_b1_t22");
+    assert_eq!(threads(1, 256, 21), 1, "rnn_h256_b1_t21");
+    assert_eq!(threads(1, 148, 1000), 2, "rnn_h148_b1_t1000");
+    assert_eq!(threads(1, 147, 1000), 1, "rnn_h147_b1_t1000");
+    assert_eq!(threads(1, 192, 100), 2, "rnn_h192_b1_t100");
+    assert_eq!(threads(4, 128, 100), 2, "rnn_h128_b4_t100");
+    assert_eq!(threads(16, 64, 100), 2, "rnn_h64_b16_t100");
+    assert_eq!(threads(1, 64, 96), 1, "rnn_h64_b1_t96");
+    assert_eq!(threads(1, 96, 100), 1, "rnn_h96_b1_t100");
+    assert_eq!(threads(2, 128, 100), 1, "rnn_h128_b2_t100");
+    assert_eq!(threads(1, 256, 5), 1, "rnn_h256_b1_t5");
+    assert_eq!(threads(1, 256, 1), 1, "one step (d_h0)");
+    assert_eq!(threads(64, 1760, 1), 2, "one large step");
+    assert_eq!(
+        pool(1).install(|| StepLoop::recurrence(110, 64, 1760, 1760, 50).threads()),
+        1
+    );
+}
+
 #[test]
 fn step_loop_propagates_a_panic_instead_of_hanging() {
     let pool = pool(2);

@@ -2,49 +2,109 @@
 //! and chunk `c` belongs to participant `c` (the caller is participant 0): every step, a
 //! participant runs its own chunk, so each core keeps reading the same part of the packed
 //! weights from its own cache. A chunk of step `s + 1` starts once every chunk of step `s`
-//! is done. A participant that has finished its chunk and still waits after a short spin
-//! runs any chunk of the step nobody has claimed yet, so the loop completes even when a
-//! helper is never scheduled (a busy pool, a call from inside a parallel iterator): helpers
-//! only speed it up, nothing waits for them to arrive. One `rayon::scope` covers the whole
-//! loop (a rayon join per step costs far more than a step of a small recurrence). `K` is
-//! never split, so every element is computed by the same instructions whoever runs its
-//! chunk: results are bitwise identical for any thread count.
+//! is done. A participant that has finished its chunk runs at once any chunk of the step
+//! nobody has claimed yet, then waits for the claimed ones, so the loop completes even when a
+//! helper is never scheduled (a busy pool, a call from inside a parallel iterator, a core
+//! taken by another process): helpers only speed it up, nothing waits for one to arrive, and
+//! a late one costs at most its chunk run by another participant. One `rayon::scope` covers
+//! the whole loop (a rayon join per step costs far more than a step of a small recurrence).
+//! `K` is never split, so every element is computed by the same instructions whoever runs
+//! its chunk: results are bitwise identical for any thread count.
 
 use std::ops::Range;
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+use std::time::{Duration, Instant};
 
 use super::Steps;
 use crate::float::Float;
 use crate::isa::Isa;
 
-/// Work (flops per step, per thread) below which a loop stays on the calling thread. Handing a
-/// chunk to another core costs well under a microsecond on an idle machine, but waking the
-/// pool and sharing a busy machine cost far more: measured on the shared 2-vCPU Zen 5 under
-/// load, 2 threads lost even at 8 Mflop per step, so this errs high (4 Mflop, about 20 us of
-/// one core's arithmetic) and keeps every B = 1 workload single-threaded.
+/// Work (flops, per thread) below which a product, or a whole time loop, stays on the
+/// calling thread: waking the pool's threads costs microseconds, so a threaded region must
+/// hold many of them (4 Mflop is about 20 us of one core's arithmetic). See
+/// [`StepLoop::recurrence`] for the measurements.
 const MIN_FLOPS_PER_THREAD: usize = 1 << 22;
 
-/// Spins a participant waits for a step's other chunks before it runs the unclaimed ones
-/// itself (a few microseconds: longer than two busy participants drift apart in a step,
-/// shorter than waking a sleeping pool thread).
-const STEAL_AFTER_SPINS: u32 = 1 << 10;
+/// Work per step, per thread ([`step_work`]), below which a time loop stays on the calling
+/// thread: the participants meet once per step (a counter and the state's lines cross between
+/// cores, ~0.1-0.2 us here), so a thread's part of a step must take a few times that.
+const MIN_STEP_WORK_PER_THREAD: usize = 1 << 16;
+
+/// A step's work as the time it takes, in flops: `2 * max(rows, 3) * n * k`. Every step reads
+/// all of the `[k, n]` packed weights from L2 whatever its rows, which takes about as long as
+/// three rows of FMAs (Zen 5: ~150-200 GB/s from L2 against ~220 GFLOP/s of FMAs per core;
+/// `f64` halves both).
+fn step_work(rows: usize, n: usize, k: usize) -> usize {
+    2usize
+        .saturating_mul(rows.max(3))
+        .saturating_mul(n)
+        .saturating_mul(k)
+}
 
 /// Spins before a waiting participant starts yielding its core (the machine may be shared).
 const YIELD_AFTER_SPINS: u32 = 1 << 12;
 
-/// How a time loop runs: on how many threads.
+/// Spins between two reads of the clock while a participant waits for a claimed chunk (a
+/// healthy wait ends long before the first read).
+const CLOCK_EVERY_SPINS: u32 = 1 << 8;
+
+/// How long a participant may wait for a claimed chunk beyond [`StepLoop::stall`]'s estimate
+/// before it runs the rest of the loop alone (see [`Chunks::finish_step`]).
+const STALL_FLOOR: Duration = Duration::from_micros(50);
+
+/// How a time loop runs: on how many threads, and after how long a wait for another
+/// participant's chunk that participant counts as descheduled.
 #[derive(Clone, Copy, Debug)]
 pub struct StepLoop {
     threads: usize,
+    stall: Duration,
 }
 
 impl StepLoop {
-    /// A loop of steps of `flops` each over `panels` panels, on the caller's rayon pool
-    /// (`rayon::current_num_threads()`), single-threaded when a step is too small to share.
-    pub fn new(panels: usize, flops: usize) -> Self {
+    /// A product of `flops` split into `units` (panels or row chunks) on the caller's rayon
+    /// pool (`rayon::current_num_threads()`), single-threaded when it is too small to share
+    /// ([`MIN_FLOPS_PER_THREAD`]).
+    pub fn new(units: usize, flops: usize) -> Self {
         let by_work = (flops / MIN_FLOPS_PER_THREAD).max(1);
-        let threads = rayon::current_num_threads().min(panels).min(by_work).max(1);
-        StepLoop { threads }
+        let threads = rayon::current_num_threads().min(units).min(by_work).max(1);
+        StepLoop::with_stall(threads, flops)
+    }
+
+    /// A time loop of `steps` steps, each the product of `rows` rows of a state with packed
+    /// `[k, n]` weights in `panels` panels, on the caller's rayon pool: single-threaded when a
+    /// step's part per thread is below [`MIN_STEP_WORK_PER_THREAD`] or the whole loop's below
+    /// [`MIN_FLOPS_PER_THREAD`] (in [`step_work`]'s units).
+    ///
+    /// Measured on a quiet host (`bench_table --threads 2 --target-s 0.2`, 3 alternated
+    /// rounds, fastest median, ms, one thread / two; infer, train): shared here:
+    /// `rnn_h256_b1_t150` 0.336 / 0.233, 0.767 / 0.545; `rnn_h192_b1_t100` 0.131 / 0.117,
+    /// 0.331 / 0.299; `rnn_h160_b1_t100` 0.093 / 0.082, 0.241 / 0.224; `rnn_h128_b4_t100`
+    /// 0.126 / 0.093, 0.309 / 0.257; `rnn_h64_b16_t100` 0.131 / 0.092, 0.371 / 0.318;
+    /// `rnn_h256_b16_t50` 0.754 / 0.487, 2.08 / 1.58. Kept on one thread, where two were
+    /// slower or level: `rnn_h128_b2_t100` 0.071 / 0.077 (infer); `rnn_h96_b1_t100` 0.021 /
+    /// 0.027; `rnn_h64_b1_t96` 0.009 / 0.021; `rnn_h256_b1_t5` train 0.045 / 0.060;
+    /// `rnn_h256_b1_t12` 0.028 / 0.020 but train 0.088 / 0.090.
+    pub fn recurrence(panels: usize, rows: usize, n: usize, k: usize, steps: usize) -> Self {
+        let work = step_work(rows, n, k);
+        let by_step = (work / MIN_STEP_WORK_PER_THREAD).max(1);
+        let by_loop = (work.saturating_mul(steps) / MIN_FLOPS_PER_THREAD).max(1);
+        let threads = rayon::current_num_threads()
+            .min(panels)
+            .min(by_step)
+            .min(by_loop)
+            .max(1);
+        StepLoop::with_stall(threads, work)
+    }
+
+    /// `threads` participants sharing steps of `work` flops: a chunk should take about
+    /// `work / threads / 100` ns (half of one core's FMA rate, `f64`'s), so a wait 8 times
+    /// that, plus [`STALL_FLOOR`], means a participant is not running.
+    fn with_stall(threads: usize, work: usize) -> Self {
+        let chunk_ns = (work / threads.max(1) / 100) as u64;
+        StepLoop {
+            threads,
+            stall: STALL_FLOOR + Duration::from_nanos(chunk_ns.saturating_mul(8)),
+        }
     }
 
     /// Participants the loop runs on.
@@ -57,7 +117,14 @@ impl StepLoop {
     pub(crate) fn with_threads(threads: usize) -> Self {
         StepLoop {
             threads: threads.max(1),
+            stall: STALL_FLOOR,
         }
+    }
+
+    /// This loop with a wait of `stall` for a claimed chunk before the waiter runs on alone.
+    #[cfg(test)]
+    pub(crate) fn stalling_after(self, stall: Duration) -> Self {
+        StepLoop { stall, ..self }
     }
 
     /// Runs `step(s, panel_range)` for `s` in `0..steps`, covering `0..panels` at every step;
@@ -80,6 +147,8 @@ impl StepLoop {
             next_step: (0..self.threads).map(|_| Padded::default()).collect(),
             done: Padded::default(),
             poisoned: AtomicBool::new(false),
+            solo: AtomicUsize::new(NOBODY),
+            stall: self.stall,
         };
         let chunks = &chunks;
         let step = &step;
@@ -144,18 +213,30 @@ struct Chunks {
     done: Padded,
     /// Set when a participant unwinds, so the others stop waiting for its chunk.
     poisoned: AtomicBool,
+    /// The participant that runs every step alone from the next on, once one has waited
+    /// longer than `stall` for a claimed chunk ([`NOBODY`] until then).
+    solo: AtomicUsize,
+    stall: Duration,
 }
+
+/// [`Chunks::solo`] while every participant runs its own chunks.
+const NOBODY: usize = usize::MAX;
 
 impl Chunks {
     /// Participant `me`'s part of the loop: its own chunk of every step, plus any chunk of a
-    /// step left unclaimed while it waits.
+    /// step left unclaimed when it has run its own; once another participant runs the loop
+    /// alone, nothing more.
     fn work(&self, me: usize, step: &(impl Fn(usize, Range<usize>) + Sync)) {
         let _guard = PoisonOnPanic(&self.poisoned);
         denormals_flushed(|| {
             for s in 0..self.steps {
                 // Every chunk of step s - 1 is done here (waited below, or s = 0).
+                let solo = self.solo.load(Ordering::Relaxed);
+                if solo != NOBODY && solo != me {
+                    return;
+                }
                 self.try_run(me, s, step);
-                if !self.finish_step(s, step) {
+                if !self.finish_step(me, s, step) {
                     return;
                 }
             }
@@ -175,27 +256,58 @@ impl Chunks {
         }
     }
 
-    /// Waits until every chunk of step `s` is done, running the step's unclaimed chunks
-    /// after a short spin. Returns false if the loop was poisoned. Never deadlocks: after the
-    /// stealing pass every chunk of the step is claimed by a participant that is running it,
-    /// and running a chunk waits for nothing.
-    fn finish_step(&self, s: usize, step: &(impl Fn(usize, Range<usize>) + Sync)) -> bool {
+    /// Runs the unclaimed chunks of step `s`, then waits until every chunk of it is done.
+    /// Returns false if the loop was poisoned. Never deadlocks: after the stealing pass every
+    /// chunk of the step is claimed by a participant that is running it, and running a chunk
+    /// waits for nothing.
+    ///
+    /// Two rules for a machine shared with other processes, where a participant can lose its
+    /// core for milliseconds. Stealing at once, not after a spin: a participant that has not
+    /// claimed its chunk by the time another has run one is late (descheduled, or not yet
+    /// woken). And a wait for a claimed chunk longer than the loop's `stall` (a multiple of a
+    /// chunk's expected time) hands the rest of the loop to the waiter alone: that chunk's
+    /// holder lost its core while running it, and would hold every step it loses it in. With
+    /// 1 of the 2 vCPUs taken by a spinning process (`yes`), `rnn_h256_b1_t150` infer, 2
+    /// threads: 4.0 ms with a 1024-spin wait before stealing, 0.36 stealing at once, 0.38
+    /// single-threaded; with both vCPUs taken: 0.99 ms stealing at once, 0.38 with the hand-over,
+    /// 0.35 single-threaded (`bench_table --threads 2 --target-s 0.5`, median of 3 rounds).
+    fn finish_step(
+        &self,
+        me: usize,
+        s: usize,
+        step: &(impl Fn(usize, Range<usize>) + Sync),
+    ) -> bool {
         let target = (s + 1) * self.n;
+        for c in 0..self.n {
+            self.try_run(c, s, step);
+        }
         let mut spins = 0u32;
+        let mut since: Option<Instant> = None;
         // Acquire pairs with the Release increments: the chunks' writes are visible after.
         while self.done.0.load(Ordering::Acquire) < target {
             if self.poisoned.load(Ordering::Relaxed) {
                 return false;
             }
             spins = spins.saturating_add(1);
-            if spins == STEAL_AFTER_SPINS {
-                for c in 0..self.n {
-                    self.try_run(c, s, step);
-                }
-            } else if spins < YIELD_AFTER_SPINS {
+            if spins < YIELD_AFTER_SPINS {
                 std::hint::spin_loop();
             } else {
                 std::thread::yield_now();
+            }
+            if spins.is_multiple_of(CLOCK_EVERY_SPINS) {
+                let now = Instant::now();
+                if now.duration_since(*since.get_or_insert(now)) > self.stall {
+                    // Its holder is not running (a core taken by another process): the rest
+                    // of the loop runs here alone, so the holder's next time off the core
+                    // stalls nothing. The other participants stop at their next step; the
+                    // chunks already claimed still run once, by their claimers.
+                    let _ = self.solo.compare_exchange(
+                        NOBODY,
+                        me,
+                        Ordering::Relaxed,
+                        Ordering::Relaxed,
+                    );
+                }
             }
         }
         true

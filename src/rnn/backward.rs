@@ -343,7 +343,7 @@ impl<F: Float> Rnn<F> {
             lengths: seq.lengths,
             steps,
         };
-        let threads = StepLoop::new(packed.panels(), 2 * state_len * hidden);
+        let threads = StepLoop::recurrence(packed.panels(), batch, hidden, hidden, steps);
         // SAFETY: the plan's isa is supported (checked when it was set); `BwdSteps` meets the
         // `Steps` contract for steps `0..T` over every panel of `W_hh` (see its impl).
         unsafe { threads.run_steps(self.isa, &sweep, steps, packed.panels()) };
@@ -356,7 +356,8 @@ impl<F: Float> Rnn<F> {
             };
             // SAFETY: as above; `DH0Step` meets the contract for its one step (see its impl),
             // and the sweep has returned, so block 0 of `d_pre` is complete.
-            unsafe { threads.run_steps(self.isa, &last_step, 1, packed.panels()) };
+            let one = StepLoop::recurrence(packed.panels(), batch, hidden, hidden, 1);
+            unsafe { one.run_steps(self.isa, &last_step, 1, packed.panels()) };
         }
     }
 }

@@ -205,7 +205,7 @@ impl<F: Float> Rnn<F> {
             t0,
             h_n: capture.map(|c| SharedMut(c.as_mut_ptr())),
         };
-        let threads = StepLoop::new(packed.panels(), 2 * state_len * hidden);
+        let threads = StepLoop::recurrence(packed.panels(), batch, hidden, hidden, len);
         // SAFETY: the plan's isa is supported (checked when it was set); `FwdSteps` meets the
         // `Steps` contract for steps `0..len` over every panel of `W_hh^T` (see its impl).
         unsafe { threads.run_steps(self.isa, &steps, len, packed.panels()) };
