@@ -150,7 +150,12 @@ fn compare<F: Float>(p: &Problem, act: Activation, isa: Isa) -> Result<(), Strin
         ("d_b_ih", &ours.d_b_ih, &g.d_b_ih),
         ("d_b_hh", &ours.d_b_hh, &g.d_b_hh),
     ];
-    for (name, o, r) in pairs {
+    // ReLU's derivative jumps at 0: a pre-activation within the forward's error bound of zero
+    // may fall on either side in the two computations, and every gradient through that unit
+    // then differs by O(1), which no rounding bound covers. Such draws check the forward only.
+    let grads_comparable = !matches!(act, Activation::Relu) || !near_relu_kink(p, &fwd.output, tol);
+    let compared = if grads_comparable { pairs.len() } else { 3 };
+    for (name, o, r) in pairs.into_iter().take(compared) {
         let e = rel_err(o, r);
         if e.is_nan() || e > tol {
             return Err(format!(
@@ -182,6 +187,39 @@ fn compare<F: Float>(p: &Problem, act: Activation, isa: Isa) -> Result<(), Strin
         }
     }
     Ok(())
+}
+
+/// Whether a pre-activation of the f64 reference over the active steps lies within `tol`
+/// (relative to `max(max|pre|, 1)`, as [`rel_err`] scales) of zero. `output` is the
+/// reference's `[T, B, H]` states.
+fn near_relu_kink(p: &Problem, output: &[f64], tol: f64) -> bool {
+    let (batch, i_n, h_n) = (p.batch, p.input_size, p.hidden_size);
+    let mut pre = Vec::new();
+    for t in 0..p.steps {
+        for b in 0..batch {
+            if p.lengths.as_ref().is_some_and(|l| t >= l[b]) {
+                continue;
+            }
+            let x = &p.input[(t * batch + b) * i_n..][..i_n];
+            for j in 0..h_n {
+                let mut v: f64 = (0..i_n)
+                    .map(|i| p.w_ih[j * i_n + i] as f64 * x[i] as f64)
+                    .sum();
+                v += p.b_ih.as_ref().map_or(0.0, |b| b[j] as f64);
+                v += p.b_hh.as_ref().map_or(0.0, |b| b[j] as f64);
+                for k in 0..h_n {
+                    let prev = match t {
+                        0 => p.h0.as_ref().map_or(0.0, |h| h[b * h_n + k] as f64),
+                        _ => output[((t - 1) * batch + b) * h_n + k],
+                    };
+                    v += p.w_hh[j * h_n + k] as f64 * prev;
+                }
+                pre.push(v);
+            }
+        }
+    }
+    let scale = pre.iter().fold(1.0f64, |m, v| m.max(v.abs()));
+    pre.iter().any(|v| v.abs() <= tol * scale)
 }
 
 fn compare_all_paths(p: &Problem, act: Activation) -> Result<(), String> {
