@@ -1137,14 +1137,17 @@ fn gemm_ops_tuned<F: Float>(
     let c = SharedMut(c.as_mut_ptr());
     let flops = 2 * m * ops.k * ops.n;
     // K blocks: one unless K is long (the weight gradients over T * B rows of long
-    // sequences), so that a chunk of A (`MC x KC`) and a panel's slice of B stay in L2 rather
-    // than every tile streaming them from L3. The `kc_speed` probe (`cargo test --release
-    // --lib kc_speed -- --ignored --nocapture`: `A` packed, 1 thread, best of 9 alternated
-    // rounds, two runs), GFLOP/s unblocked / blocks of 1600 / 1067 / 800 / 400: 512x3200x512
-    // (`dW_ih` at `rnn_h512_b64_t50`, unblocked before this) 152.4-153.8 / 161.6-162.5 /
-    // 160.6-162.0 / 160.5-161.1 / 157.6-158.1; 1760x3200x1760 147.4-148.7 / 154.4-157.2 /
-    // 154.4-157.1 / 152.1-156.3 / 148.2-152.8. Fixed by the shape alone, so every thread count
-    // sums in the same order.
+    // sequences), so that a chunk of A (`MC x KC`) and a panel's slice of B need not come
+    // from memory for every tile. Blocks cost a pass over C per block and each block streams
+    // its slice of B once per row chunk. The `kc_speed` probe (`cargo test --release --lib
+    // kc_speed -- --ignored --nocapture`: `A` packed, 1 thread, best of 9 alternated rounds),
+    // GFLOP/s unblocked / blocks of 1600 / 1067 / 800 / 400, on 2026-12-02 (FMA probe 248):
+    // 512x3200x512 217.3 / 214.5 / 211.6 / 211.3 / 207.1, 1760x3200x1760 225.1 / 211.7 /
+    // 217.4 / 216.1 / 206.5; a scratch probe with the caches flushed and `C` zeroed before
+    // each product, 1760x6400x1760: blocks of 1600 / 3200 / unblocked 225.8 / 229.6 / 228.4.
+    // (On 2026-11-29, before the panel fetches of `row_blocks`, the same probe had blocks of
+    // 1600 ahead: 512x3200x512 152.4-153.8 unblocked against 161.6-162.5.) Hence blocks of
+    // at most 4096. Fixed by the shape alone, so every thread count sums in the same order.
     let kblocks = ops.k.div_ceil(tuning.kc_max.max(1)).max(1);
     let chunks = m.div_ceil(MC);
     // The next chunk's rows of `A` and of `C` are fetched into L2 ahead (by the tiles of the
@@ -1241,7 +1244,7 @@ const AHEAD_MAX_BYTES: usize = 1 << 19;
 const AHEAD_MIN_BYTES: usize = 1 << 20;
 /// Longest contraction [`gemm_packed`] runs in one pass (a longer one is split into equal
 /// blocks of at most this).
-const KC_MAX: usize = 2048;
+const KC_MAX: usize = 4096;
 
 /// A raw address shared with the threads of a time loop, which write disjoint parts of it
 /// (their own panels' columns) within a step (steps are ordered by [`StepLoop::run`]).
