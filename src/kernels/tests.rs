@@ -504,7 +504,7 @@ fn step_loop_runs_alone_after_a_participant_stalls() {
     use std::sync::Mutex;
     use std::sync::atomic::{AtomicUsize, Ordering};
     use std::time::Duration;
-    let (steps, panels, stall_at) = (300, 4, 150);
+    let (steps, panels, stall_at) = (600, 4, 400);
     let pool = pool(2);
     pool.install(|| {
         let caller = std::thread::current().id();
@@ -537,8 +537,12 @@ fn step_loop_runs_alone_after_a_participant_stalls() {
         // Without the hand-over the helper takes part after `stall_at`, stalls in its first
         // chunk there and goes on taking part. With it, one thread runs every step from the
         // stall's next but one (if other tests kept a participant off its core for 5 ms
-        // before, the hand-over came earlier and the helper never stalls: also one thread).
-        let stall = stalled.load(Ordering::Relaxed).min(stall_at);
+        // before, the hand-over came earlier and the helper never stalls: then one thread
+        // from `stall_at` on).
+        let stall = match stalled.load(Ordering::Relaxed) {
+            usize::MAX => stall_at,
+            s => s,
+        };
         let after: Vec<_> = ran_on[stall + 2..].iter().flatten().collect();
         assert!(
             after.iter().all(|&t| t == after[0]),
