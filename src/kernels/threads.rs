@@ -6,7 +6,9 @@
 //! nobody has claimed yet, then waits for the claimed ones, so the loop completes even when a
 //! helper is never scheduled (a busy pool, a call from inside a parallel iterator, a core
 //! taken by another process): helpers only speed it up, nothing waits for one to arrive, and
-//! a late one costs at most its chunk run by another participant. One `rayon::scope` covers
+//! a late one costs at most its chunk run by another participant. A participant that waits
+//! too long for a claimed chunk (its holder lost its core) runs the rest of the loop alone
+//! (see [`Chunks::finish_step`]). One `rayon::scope` covers
 //! the whole loop (a rayon join per step costs far more than a step of a small recurrence).
 //! `K` is never split, so every element is computed by the same instructions whoever runs
 //! its chunk: results are bitwise identical for any thread count.
@@ -97,8 +99,10 @@ impl StepLoop {
     }
 
     /// `threads` participants sharing steps of `work` flops: a chunk should take about
-    /// `work / threads / 100` ns (half of one core's FMA rate, `f64`'s), so a wait 8 times
-    /// that, plus [`STALL_FLOOR`], means a participant is not running.
+    /// `work / threads / 100` ns at 100 GFLOP/s (below one Zen 5 core's FMA rate in `f64`;
+    /// the AVX2, NEON and portable paths are slower, which only makes the hand-over come
+    /// sooner), so a wait 8 times that, plus [`STALL_FLOOR`] (which dominates for the `B = 1`
+    /// loops: 66 us at `H = 256`), means a participant is not running.
     fn with_stall(threads: usize, work: usize) -> Self {
         let chunk_ns = (work / threads.max(1) / 100) as u64;
         StepLoop {
@@ -294,9 +298,15 @@ impl Chunks {
             } else {
                 std::thread::yield_now();
             }
-            if spins.is_multiple_of(CLOCK_EVERY_SPINS) {
+            // Once yielding, every pass: a yield can hand the core away for a time slice, so
+            // `CLOCK_EVERY_SPINS` of them could outlast the holder's stall unnoticed.
+            if spins >= YIELD_AFTER_SPINS || spins.is_multiple_of(CLOCK_EVERY_SPINS) {
                 let now = Instant::now();
-                if now.duration_since(*since.get_or_insert(now)) > self.stall {
+                // Looked at again after the clock: if this participant was itself off its
+                // core, the chunk may have finished meanwhile and nobody stalled.
+                if now.duration_since(*since.get_or_insert(now)) > self.stall
+                    && self.done.0.load(Ordering::Acquire) < target
+                {
                     // Its holder is not running (a core taken by another process): the rest
                     // of the loop runs here alone, so the holder's next time off the core
                     // stalls nothing. The other participants stop at their next step; the

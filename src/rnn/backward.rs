@@ -354,9 +354,9 @@ impl<F: Float> Rnn<F> {
                 d_h0,
                 hidden,
             };
+            let one = StepLoop::recurrence(packed.panels(), batch, hidden, hidden, 1);
             // SAFETY: as above; `DH0Step` meets the contract for its one step (see its impl),
             // and the sweep has returned, so block 0 of `d_pre` is complete.
-            let one = StepLoop::recurrence(packed.panels(), batch, hidden, hidden, 1);
             unsafe { one.run_steps(self.isa, &last_step, 1, packed.panels()) };
         }
     }
