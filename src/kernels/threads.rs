@@ -79,7 +79,7 @@ impl StepLoop {
     ///
     /// Measured on a quiet host (`bench_table --threads 2 --target-s 0.2`, 3 alternated
     /// rounds, fastest median, ms, one thread / two; infer, train): shared here:
-    /// `rnn_h256_b1_t150` 0.336 / 0.233, 0.767 / 0.545; `rnn_h192_b1_t100` 0.131 / 0.117,
+    /// `rnn_h256_b1_t150` 0.336 / 0.233, 0.767 / 0.553; `rnn_h192_b1_t100` 0.128 / 0.117,
     /// 0.331 / 0.299; `rnn_h160_b1_t100` 0.093 / 0.082, 0.241 / 0.224; `rnn_h128_b4_t100`
     /// 0.126 / 0.093, 0.309 / 0.257; `rnn_h64_b16_t100` 0.131 / 0.092, 0.371 / 0.318;
     /// `rnn_h256_b16_t50` 0.754 / 0.487, 2.08 / 1.58. Kept on one thread, where two were
