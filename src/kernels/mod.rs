@@ -723,6 +723,31 @@ unsafe fn row_blocks<V, E, const MR: usize, const NV: usize, const NVP: usize>(
     V: Simd,
     E: Epilogue<V::Elem>,
 {
+    // A one-row product (the `B = 1` step over a panel it does not pair) is a single tile,
+    // with nobody to fetch for (below): straight to it, without the fetch bookkeeping, whose
+    // integer division and branches sit in every step of a time loop between one step's
+    // activation and the next step's first FMA. The same tile, the same bits.
+    if ops.m == 1 {
+        // SAFETY: the tile's rows are row 0 (`m = 1`), `A`'s row `0` is `ops.a` (strided or
+        // packed); the rest is the caller's contract, passed through, as below.
+        unsafe {
+            let t = (
+                ops.a,
+                ops.lda,
+                ops.csa,
+                ops.k,
+                bpanel,
+                epi,
+                0,
+                c0,
+                ncols,
+                std::ptr::null(),
+                ops.pstride,
+            );
+            one_row::<V, E, NV, NVP, NV>(t, ops.csa == 1 && ops.k >= REG_SPLAT_MIN_K);
+        }
+        return;
+    }
     // When B is beyond L2, the first tile of a panel would stream it from L3 and the others
     // from L2 (each panel is read once per row chunk, or per step in the time loop): the first
     // two tiles instead fetch the next panel (the packed panels are contiguous) into L2 ahead
@@ -739,7 +764,8 @@ unsafe fn row_blocks<V, E, const MR: usize, const NV: usize, const NVP: usize>(
     // rather than one alternating binary, had 16x512x512 at 172 without and 157-160 with,
     // which set the threshold above 1 MiB; the alternated rounds do not reproduce it.) A
     // single tile has nobody to fetch for (1x256x256: 52 / 33, 1x1760x1760: 13.5 both).
-    let far = ops.n.div_ceil(ops.nr) * ops.pstride * size_of::<V::Elem>() >= PREFETCH_MIN_B;
+    let panels = ops.n.div_ceil(NVP * V::LANES);
+    let far = panels * ops.pstride * size_of::<V::Elem>() >= PREFETCH_MIN_B;
     let next = bpanel.wrapping_add(ops.pstride);
     let fetchers = if far && ops.m > MR { 2 } else { 0 };
     // With `ahead` (the next chunk's rows of `A` or of `C`, one contiguous run, given to the
