@@ -481,6 +481,13 @@ impl<F: Float> Operands<F> {
         }
     }
 
+    /// Whether a one-row tile broadcasts `A` in registers: its row is contiguous and `K` is at
+    /// least [`REG_SPLAT_MIN_K`] (see `tile`).
+    #[inline(always)]
+    fn reg_splat(&self) -> bool {
+        self.csa == 1 && self.k >= REG_SPLAT_MIN_K
+    }
+
     /// `A`'s row `r` for register tiles of `MR` rows: `a + r * lda`, or for `A` packed in
     /// panels of `MR` rows, row `r % MR` of panel `r / MR`. (Arithmetic only, with `MR` known
     /// at compile time: a branch or a division by a run-time panel height here made the time
@@ -655,20 +662,8 @@ pub(crate) unsafe fn gemm_body<V, E, const MR: usize, const NV: usize, const NW:
             // both lie in the packed buffer, `pstride` apart; one row of `A` (`m = 1`); the
             // register-broadcast tile runs only where `csa = 1`. The rest is passed through.
             unsafe {
-                let t = (
-                    ops.a,
-                    ops.lda,
-                    ops.csa,
-                    ops.k,
-                    ops.bp.add(p * ops.pstride),
-                    epi,
-                    0,
-                    p * nr,
-                    2 * nr,
-                    std::ptr::null(),
-                    ops.pstride,
-                );
-                one_row::<V, E, NW, NV, NV>(t, ops.csa == 1 && ops.k >= REG_SPLAT_MIN_K);
+                let bpanel = ops.bp.add(p * ops.pstride);
+                one_row_product::<V, E, NW, NV, NV>(ops, epi, bpanel, p * nr, 2 * nr);
             }
             p += 2;
             continue;
@@ -728,24 +723,8 @@ unsafe fn row_blocks<V, E, const MR: usize, const NV: usize, const NVP: usize>(
     // integer division and branches sit in every step of a time loop between one step's
     // activation and the next step's first FMA. The same tile, the same bits.
     if ops.m == 1 {
-        // SAFETY: the tile's rows are row 0 (`m = 1`), `A`'s row `0` is `ops.a` (strided or
-        // packed); the rest is the caller's contract, passed through, as below.
-        unsafe {
-            let t = (
-                ops.a,
-                ops.lda,
-                ops.csa,
-                ops.k,
-                bpanel,
-                epi,
-                0,
-                c0,
-                ncols,
-                std::ptr::null(),
-                ops.pstride,
-            );
-            one_row::<V, E, NV, NVP, NV>(t, ops.csa == 1 && ops.k >= REG_SPLAT_MIN_K);
-        }
+        // SAFETY: `m = 1`; the rest is the caller's contract, passed through.
+        unsafe { one_row_product::<V, E, NV, NVP, NV>(ops, epi, bpanel, c0, ncols) };
         return;
     }
     // When B is beyond L2, the first tile of a panel would stream it from L3 and the others
@@ -829,7 +808,7 @@ unsafe fn row_blocks<V, E, const MR: usize, const NV: usize, const NVP: usize>(
                 // Register broadcasts of `A` (see `tile`) where its row is contiguous and `K`
                 // long: a separate instantiation, so that the short-`K` matrix-vector steps
                 // run a tile without that code.
-                one_row::<V, E, NV, NVP, NV>(t, ops.csa == 1 && ops.k >= REG_SPLAT_MIN_K);
+                one_row::<V, E, NV, NVP, NV>(t, ops.reg_splat());
             } else if rows == 2 {
                 tile::<V, E, 2, NV, NVP, 2, false, false>(t);
             } else if const { NV == NVP } {
@@ -857,6 +836,42 @@ unsafe fn row_blocks<V, E, const MR: usize, const NV: usize, const NVP: usize>(
         }
         r0 += rows;
     }
+}
+
+/// A one-row product's only row (`ops.m == 1`: row 0, at `ops.a` whether `A` is strided or
+/// packed) as [`one_row`] over the panel(s) at `bpanel`, columns `c0..c0 + ncols`: a single
+/// tile, which fetches nothing ahead.
+///
+/// # Safety
+///
+/// `ops.m == 1`, and the rest as [`tile`] for that row.
+#[inline(always)]
+unsafe fn one_row_product<V, E, const NV: usize, const NVP: usize, const NK: usize>(
+    ops: &Operands<V::Elem>,
+    epi: &E,
+    bpanel: *const V::Elem,
+    c0: usize,
+    ncols: usize,
+) where
+    V: Simd,
+    E: Epilogue<V::Elem>,
+{
+    debug_assert_eq!(ops.m, 1);
+    let t = (
+        ops.a,
+        ops.lda,
+        ops.csa,
+        ops.k,
+        bpanel,
+        epi,
+        0,
+        c0,
+        ncols,
+        std::ptr::null(),
+        ops.pstride,
+    );
+    // SAFETY: the caller's contract; row 0 of `A` is `ops.a`.
+    unsafe { one_row::<V, E, NV, NVP, NK>(t, ops.reg_splat()) }
 }
 
 /// The one-row tile of `NV` vectors over panels of `NVP`: `KS` = 8 partial sums when its panel
