@@ -1132,12 +1132,16 @@ struct Tuning {
     /// The next chunk's rows of `A` and `C` are fetched ahead where they are contiguous and
     /// small.
     ahead: bool,
+    /// Rows of a strided `A` whose distance is a multiple of [`L1_ALIAS_BYTES`] go to the
+    /// path's [`select`] kernel (its `MR` rows fit one L1 set) instead of the tall one.
+    alias_narrow: bool,
 }
 
 /// What the library runs.
 const TUNING: Tuning = Tuning {
     kc_max: KC_MAX,
     ahead: true,
+    alias_narrow: true,
 };
 
 /// [`gemm_ops`] with the given [`Tuning`].
@@ -1163,7 +1167,28 @@ fn gemm_ops_tuned<F: Float>(
         m == 0 || (ldc >= ops.n && (m - 1) * ldc + ops.n <= c.len()),
         "kernel bug: C too short"
     );
-    let f = select_tall::<F>(isa);
+    // A register tile broadcasts from one line of each of its rows of `A` at a time. Rows a
+    // multiple of 4 KiB apart (`K = 1024` in `f32`: the projection's `X` at `I = 1024`, `dX`'s
+    // `dA` at `H = 1024`) all fall in one set of a 32 or 48 KiB 8-way L1 (64 sets of 64-byte
+    // lines): on an 8-way L1 (Zen 4) the tall tile's 12 rows evict each other before their
+    // next 15 elements are used, where the path's `select` kernel (8 rows on AVX-512; 6 or 4
+    // on the others, whose tall kernel is that one) fits. (A 12-way L1, Zen 5's, holds the
+    // 12 rows but not them and the panel's lines beside; not measured there.) The `alias_speed` probe (`cargo test
+    // --release --lib alias_speed -- --ignored --nocapture`: 1 and 2 threads, best of 9
+    // alternated rounds; Zen 4, FMA probe 115 GFLOP/s per core), tall / 8-row kernel,
+    // GFLOP/s: 1 thread 400x1024x1024 72.6 / 99.6, 400x2048x2048 73.8 / 94.2; 2 threads
+    // 136.4 / 193.4, 130.9 / 174.6; the tall kernel with rows padded to 1040 or 2064
+    // elements ran at 99.4 and 95.6 (1 thread), so the loss is the aliasing alone. A packed
+    // `A` (contiguous panels) and the transposed view of `dA` never alias.
+    let aliased = ops.csa == 1
+        && ops.m > 1
+        && ops.lda > 0
+        && (ops.lda * size_of::<F>()).is_multiple_of(L1_ALIAS_BYTES);
+    let f = if tuning.alias_narrow && aliased {
+        select::<F, Store<F>>(isa)
+    } else {
+        select_tall::<F>(isa)
+    };
     // Rows go in chunks of `MC` over all of this thread's panels: each register tile runs over
     // all of K (or of a K block, below) with its panel streaming from L2, C touched once, and a
     // panel is fetched from L3 once per chunk and then read from L2 by the chunk's other
@@ -1273,6 +1298,11 @@ fn gemm_ops_tuned<F: Float>(
         threads.run(1, panels, |_, range| run(0..m, range));
     }
 }
+
+/// Distance between rows of `A` (bytes; and its multiples) that puts them in one set of the
+/// L1 data cache (64 sets of 64-byte lines on the x86_64 cores here, 32 or 48 KiB, 8 or 12
+/// ways; see `gemm_ops_tuned`).
+const L1_ALIAS_BYTES: usize = 4096;
 
 /// Rows of A per pass over the panels in [`gemm_packed`] (a multiple of every path's `MR`: 4,
 /// 6, 8 and 12).

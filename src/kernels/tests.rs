@@ -25,8 +25,13 @@ const ZERO: usize = 0;
 const ACCUMULATE: usize = 1;
 
 fn check_store<F: Float>(isa: Isa, m: usize, k: usize, n: usize, add: usize) {
+    check_store_lda::<F>(isa, m, k, n, add, k + 3);
+}
+
+/// [`check_store`] with rows of `A` `lda` elements apart.
+fn check_store_lda<F: Float>(isa: Isa, m: usize, k: usize, n: usize, add: usize, lda: usize) {
     let mut seed = (m * 1000 + k * 10 + n) as u64;
-    let (lda, ldc) = (k + 3, n + 5);
+    let ldc = n + 5;
     let a: Vec<F> = (0..m * lda).map(|_| F::from_f64(lcg(&mut seed))).collect();
     let b: Vec<F> = (0..k * n).map(|_| F::from_f64(lcg(&mut seed))).collect();
     let c0: Vec<F> = (0..m * ldc).map(|_| F::from_f64(lcg(&mut seed))).collect();
@@ -97,6 +102,43 @@ fn packed_gemm_matches_loops_on_every_path() {
                 }
             }
         }
+    }
+}
+
+/// Rows of `A` 4 KiB apart (`lda` = 1024 `f32` or 512 `f64`) run the `select` kernel instead
+/// of the tall one (see `gemm_ops_tuned`): against loops for every remainder of its rows and
+/// of a row chunk, `K` short and `K = lda`, and bitwise for 1 and 2 threads.
+#[test]
+fn aliased_rows_of_a_match_loops_on_every_path() {
+    fn run<F: Float>(isa: Isa, lda: usize, threads: usize) -> Vec<F> {
+        let (m, k, n) = (250, 40, 70);
+        let mut seed = 17;
+        let a: Vec<F> = (0..m * lda).map(|_| F::from_f64(lcg(&mut seed))).collect();
+        let bp = PackedB::new(isa, k, n, |kk, j| F::from_f64((kk * 3 + j) as f64 * 0.01));
+        let mut c = vec![F::ZERO; m * n];
+        let pool = pool(threads);
+        pool.install(|| gemm_packed(isa, &a, (lda, 1), m, bp.view(), &mut c, n, Addend::Zero));
+        c
+    }
+    for isa in Isa::available() {
+        for m in [1, 2, 3, 5, 7, 8, 9, 12, 13, 17, 25, 97] {
+            for k in [5, 33] {
+                let nr = panel_width::<f32>(isa);
+                check_store_lda::<f32>(isa, m, k, nr + 1, m % 3, 1024);
+                let nr = panel_width::<f64>(isa);
+                check_store_lda::<f64>(isa, m, k, nr + 1, (m + 1) % 3, 512);
+            }
+        }
+        check_store_lda::<f32>(isa, 13, 1024, 37, ACCUMULATE, 1024);
+        check_store_lda::<f64>(isa, 13, 512, 37, ZERO, 512);
+        assert!(
+            run::<f32>(isa, 1024, 1) == run::<f32>(isa, 1024, 2),
+            "{isa:?} f32"
+        );
+        assert!(
+            run::<f64>(isa, 512, 1) == run::<f64>(isa, 512, 2),
+            "{isa:?} f64"
+        );
     }
 }
 
@@ -1000,4 +1042,56 @@ fn ahead_speed() {
             );
         }
     });
+}
+
+/// A probe of the aliasing rows of `A` (see `gemm_ops_tuned`): `cargo test --release --lib
+/// alias_speed -- --ignored --nocapture` (`A` strided as the input projection reads `X`; 1
+/// and 2 threads; rounds alternate the tall kernel, the `select` kernel, and the tall kernel
+/// on rows padded by 16 elements; best of 9 rounds).
+#[test]
+#[ignore]
+fn alias_speed() {
+    for threads in [1usize, 2] {
+        let pool = pool(threads);
+        pool.install(|| {
+            let isa = Isa::detect();
+            for (m, k, n) in [
+                (400usize, 1024usize, 1024usize),
+                (400, 2048, 2048),
+                (800, 512, 512),
+            ] {
+                let mut seed = 3;
+                let lda_pad = k + 16;
+                let a: Vec<f32> = (0..m * lda_pad).map(|_| lcg(&mut seed) as f32).collect();
+                let bp = PackedB::new(isa, k, n, |i, j| ((i * 7 + j * 3) % 11) as f32 * 0.1);
+                let mut c = vec![0f32; m * n];
+                let reps = (3e8 / (2 * m * k * n) as f64).max(3.0) as usize;
+                // (lda, alias_narrow): tall, narrow, tall on padded rows.
+                let runs = [(k, false), (k, true), (lda_pad, false)];
+                let mut best = [f64::MAX; 3];
+                for _ in 0..9 {
+                    for (&(lda, alias_narrow), best) in runs.iter().zip(&mut best) {
+                        let tuning = Tuning {
+                            alias_narrow,
+                            ..TUNING
+                        };
+                        let t = std::time::Instant::now();
+                        for _ in 0..reps {
+                            let ops = Operands::new(&a, lda, m, bp.view(), k);
+                            gemm_ops_tuned(isa, ops, &mut c, n, Addend::Zero, tuning);
+                        }
+                        *best = best.min(t.elapsed().as_secs_f64() / reps as f64);
+                    }
+                }
+                let gf = |t: f64| 2.0 * (m * k * n) as f64 / t * 1e-9;
+                println!(
+                    "{threads} thread(s) {m}x{k}x{n}: tall {:.1} GFLOP/s, select kernel {:.1}, \
+                     tall on rows of {lda_pad} {:.1}",
+                    gf(best[0]),
+                    gf(best[1]),
+                    gf(best[2])
+                );
+            }
+        });
+    }
 }
