@@ -2,6 +2,8 @@
 # The README's benchmark table: rnn-kernels against oneDNN 3.2 on the anchors' rnn workloads,
 # 1 and 2 threads, infer and train, in one sitting, interleaved, PASSES passes (default 2).
 #   bash benches/compare_onednn.sh [RAW_OUT]       (prints the markdown table on stdout)
+# WORKLOADS (comma-separated rnn_hH_bB_tT[_iI] ids) replaces the anchors' seven rnn rows;
+# ANCHOR_TARGET_S (seconds of samples per line, default 1) is read by both benches.
 # Needs the anchors harness (ANCHORS, default ../shared/anchors; its setup.sh installs oneDNN
 # 3.2 from the package registry). Each engine's figure is the lower of its per-pass medians;
 # pinning as the anchors pin: core 0 for 1 thread, cores 0,1 for 2.
@@ -10,7 +12,7 @@ cd "$(dirname "$0")/.."
 ANCHORS=${ANCHORS:-../shared/anchors}
 PASSES=${PASSES:-2}
 RAW=${1:-$(mktemp)}
-WL=rnn_h32_b1_t672,rnn_h64_b1_t96,rnn_h256_b1_t150,rnn_h512_b16_t50,rnn_h512_b64_t50,rnn_h1760_b16_t50,rnn_h1760_b64_t50
+WL=${WORKLOADS:-rnn_h32_b1_t672,rnn_h64_b1_t96,rnn_h256_b1_t150,rnn_h512_b16_t50,rnn_h512_b64_t50,rnn_h1760_b16_t50,rnn_h1760_b64_t50}
 cargo build --release --example bench_table >&2
 B=target/release/examples/bench_table
 : >"$RAW"
@@ -18,7 +20,7 @@ for pass in $(seq "$PASSES"); do
     for n in 1 2; do
         cpus=$(seq -s, 0 $((n - 1)))
         echo "# pass $pass threads $n $(date -u +%T) load $(cut -d' ' -f1 /proc/loadavg)" >&2
-        taskset -c "$cpus" "$B" --threads "$n" --modes infer,train all 2>/dev/null >>"$RAW"
+        taskset -c "$cpus" "$B" --threads "$n" --modes infer,train ${WL//,/ } 2>/dev/null >>"$RAW"
         "$ANCHORS/run.sh" onednn32 "$WL" "$n" 2>/dev/null | grep '^onednn32 ' >>"$RAW"
         "$ANCHORS/run.sh" machine all "$n" 2>/dev/null | grep '^machine fma_peak' >>"$RAW" || true
     done
