@@ -1169,17 +1169,17 @@ fn gemm_ops_tuned<F: Float>(
     );
     // A register tile broadcasts from one line of each of its rows of `A` at a time. Rows a
     // multiple of 4 KiB apart (`K = 1024` in `f32`: the projection's `X` at `I = 1024`, `dX`'s
-    // `dA` at `H = 1024`) all fall in one set of a 32 or 48 KiB 8-way L1 (64 sets of 64-byte
-    // lines): on an 8-way L1 (Zen 4) the tall tile's 12 rows evict each other before their
-    // next 15 elements are used, where the path's `select` kernel (8 rows on AVX-512; 6 or 4
-    // on the others, whose tall kernel is that one) fits. (A 12-way L1, Zen 5's, holds the
-    // 12 rows but not them and the panel's lines beside; not measured there.) The `alias_speed` probe (`cargo test
-    // --release --lib alias_speed -- --ignored --nocapture`: 1 and 2 threads, best of 9
-    // alternated rounds; Zen 4, FMA probe 115 GFLOP/s per core), tall / 8-row kernel,
-    // GFLOP/s: 1 thread 400x1024x1024 72.6 / 99.6, 400x2048x2048 73.8 / 94.2; 2 threads
-    // 136.4 / 193.4, 130.9 / 174.6; the tall kernel with rows padded to 1040 or 2064
-    // elements ran at 99.4 and 95.6 (1 thread), so the loss is the aliasing alone. A packed
-    // `A` (contiguous panels) and the transposed view of `dA` never alias.
+    // `dA` at `H = 1024`) all fall in one set of the L1 (64 sets of 64-byte lines). On Zen 4's
+    // 8-way L1 the tall tile's 12 rows evict each other before their next 15 elements are
+    // used; the path's `select` kernel fits (8 rows on AVX-512; the other paths' tall kernel
+    // is their `select` kernel, 6 or 4 rows). Zen 5's 12-way L1 holds the 12 rows but not the
+    // panel's lines beside them: not measured there. The `alias_speed` probe (`cargo test
+    // --release --lib alias_speed -- --ignored --nocapture`; Zen 4, FMA probe 115 GFLOP/s
+    // per core; best of 9 alternated rounds), GFLOP/s, tall / 8-row / tall on rows padded by
+    // 16 elements: 1 thread 400x1024x1024 83.6 / 100.4 / 103.6, 400x2048x2048 92.8 / 99.6 /
+    // 99.1; 2 threads 155.0 / 207.3 / 207.0, 141.9 / 191.4 / 193.2 (an earlier run: 72.6 /
+    // 99.6 at 400x1024x1024, 1 thread). The padded rows show the loss is the aliasing alone.
+    // A packed `A` (contiguous panels) and the transposed view of `dA` never alias.
     let aliased = ops.csa == 1
         && ops.m > 1
         && ops.lda > 0
