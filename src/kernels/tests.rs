@@ -1002,6 +1002,27 @@ fn kc_speed() {
     });
 }
 
+/// Seconds per `gemm_ops_tuned` call, `C = A B` with `A` strided (`m` rows `lda` apart) and
+/// `bp` packed, averaged over `reps` calls: the timing of the probes below.
+#[allow(clippy::too_many_arguments)]
+fn time_strided(
+    isa: Isa,
+    a: &[f32],
+    lda: usize,
+    m: usize,
+    bp: &PackedB<f32>,
+    c: &mut [f32],
+    tuning: Tuning,
+    reps: usize,
+) -> f64 {
+    let t = std::time::Instant::now();
+    for _ in 0..reps {
+        let ops = Operands::new(a, lda, m, bp.view(), bp.k);
+        gemm_ops_tuned(isa, ops, c, bp.n, Addend::Zero, tuning);
+    }
+    t.elapsed().as_secs_f64() / reps as f64
+}
+
 /// A probe of fetching the next chunk's rows of `A` and `C` ahead (`Tuning::ahead`): `cargo
 /// test --release --lib ahead_speed -- --ignored --nocapture` (1 thread, `A` and `C` as the
 /// input projection and `dX` have them, rounds alternate without / with, best of 7).
@@ -1026,12 +1047,7 @@ fn ahead_speed() {
             for _ in 0..7 {
                 for (ahead, best) in [false, true].into_iter().zip(&mut best) {
                     let tuning = Tuning { ahead, ..TUNING };
-                    let t = std::time::Instant::now();
-                    for _ in 0..reps {
-                        let ops = Operands::new(&a, k, m, bp.view(), k);
-                        gemm_ops_tuned(isa, ops, &mut c, n, Addend::Zero, tuning);
-                    }
-                    *best = best.min(t.elapsed().as_secs_f64() / reps as f64);
+                    *best = best.min(time_strided(isa, &a, k, m, &bp, &mut c, tuning, reps));
                 }
             }
             let gf = |t: f64| 2.0 * (m * k * n) as f64 / t * 1e-9;
@@ -1075,12 +1091,8 @@ fn alias_speed() {
                             alias_narrow,
                             ..TUNING
                         };
-                        let t = std::time::Instant::now();
-                        for _ in 0..reps {
-                            let ops = Operands::new(&a, lda, m, bp.view(), k);
-                            gemm_ops_tuned(isa, ops, &mut c, n, Addend::Zero, tuning);
-                        }
-                        *best = best.min(t.elapsed().as_secs_f64() / reps as f64);
+                        let t = time_strided(isa, &a, lda, m, &bp, &mut c, tuning, reps);
+                        *best = best.min(t);
                     }
                 }
                 let gf = |t: f64| 2.0 * (m * k * n) as f64 / t * 1e-9;
