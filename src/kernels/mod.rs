@@ -1267,7 +1267,9 @@ fn gemm_ops_tuned<F: Float>(
                 // SAFETY: `isa` is supported (asserted); A's and C's extents were asserted
                 // above and in `Operands::strided` / `Operands::panels`: rows `r0..r0 + mc`
                 // < m of A and C, and columns `k0..k1` <= K of A and rows of every panel; `bp`
-                // was packed with this path's panel width (asserted); threads own disjoint
+                // was packed with this path's panel width (asserted; the tall and the
+                // `select` kernel of a path share it), and a packed `A` (`csa != 1`) always
+                // runs the tall kernel, whose `MR` is its panels' height; threads own disjoint
                 // rows or disjoint panels (columns) of C; `a_next` / `c_next` are only fetched
                 // (hints, never read).
                 unsafe { f(&chunk, &epi, panels.clone()) };
