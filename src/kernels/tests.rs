@@ -110,8 +110,10 @@ fn packed_gemm_matches_loops_on_every_path() {
 /// of a row chunk, `K` short and `K = lda`, and bitwise for 1 and 2 threads.
 #[test]
 fn aliased_rows_of_a_match_loops_on_every_path() {
+    // K = lda: 2 * 250 * 1024 * 70 flops (f32; half in f64) are enough for `gemm_packed` to
+    // share them between 2 threads (`MIN_FLOPS_PER_THREAD`), which a short K is not.
     fn run<F: Float>(isa: Isa, lda: usize, threads: usize) -> Vec<F> {
-        let (m, k, n) = (250, 40, 70);
+        let (m, k, n) = (250, lda, 70);
         let mut seed = 17;
         let a: Vec<F> = (0..m * lda).map(|_| F::from_f64(lcg(&mut seed))).collect();
         let bp = PackedB::new(isa, k, n, |kk, j| F::from_f64((kk * 3 + j) as f64 * 0.01));
@@ -131,6 +133,16 @@ fn aliased_rows_of_a_match_loops_on_every_path() {
         }
         check_store_lda::<f32>(isa, 13, 1024, 37, ACCUMULATE, 1024);
         check_store_lda::<f64>(isa, 13, 512, 37, ZERO, 512);
+        // The 2-thread runs below do split (panels or row chunks, as `gemm_ops_tuned` counts;
+        // the f64 product, half the f32 one, is the smaller).
+        let units = 70usize
+            .div_ceil(panel_width::<f64>(isa))
+            .max(250usize.div_ceil(MC));
+        let split = pool(2).install(|| StepLoop::new(units, 2 * 250 * 512 * 70).threads());
+        assert_eq!(
+            split, 2,
+            "{isa:?}: the bitwise check would run on one thread"
+        );
         assert!(
             run::<f32>(isa, 1024, 1) == run::<f32>(isa, 1024, 2),
             "{isa:?} f32"
