@@ -93,6 +93,29 @@ impl Isa {
     }
 }
 
+/// Whether the CPU calls itself `GenuineIntel` (CPUID leaf 0; cached after the first call).
+/// The packed GEMM's K blocking is tuned per vendor (see `kernels::Tuning`): a measured
+/// difference between the hosts, not a feature, so nothing else may depend on it.
+pub(crate) fn vendor_is_intel() -> bool {
+    static INTEL: OnceLock<bool> = OnceLock::new();
+    *INTEL.get_or_init(|| {
+        #[cfg(all(target_arch = "x86_64", not(miri)))]
+        {
+            // SAFETY: CPUID exists on every x86_64 CPU (a safe function in newer Rust, hence
+            // the allowance; `unsafe` for the crate's minimum Rust).
+            #[allow(unused_unsafe)]
+            let r = unsafe { std::arch::x86_64::__cpuid(0) };
+            let mut v = [0u8; 12];
+            v[..4].copy_from_slice(&r.ebx.to_le_bytes());
+            v[4..8].copy_from_slice(&r.edx.to_le_bytes());
+            v[8..].copy_from_slice(&r.ecx.to_le_bytes());
+            &v == b"GenuineIntel"
+        }
+        #[cfg(not(all(target_arch = "x86_64", not(miri))))]
+        false
+    })
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -23,7 +23,7 @@ pub(crate) const MR: usize = 6;
 #[target_feature(enable = "avx2,fma")]
 pub unsafe fn gemm<F: Float, E: Epilogue<F>>(ops: &Operands<F>, epi: &E, panels: Range<usize>) {
     // SAFETY: the features are enabled here and the memory contract is the caller's.
-    unsafe { gemm_body::<F::V256, E, MR, NV, 0>(ops, epi, panels) }
+    unsafe { gemm_body::<F::V256, E, MR, NV, 0, true>(ops, epi, panels) }
 }
 
 /// Steps `0..n` of `steps` over `panels`, in order, in this one call (see [`super::StepsFn`]).
@@ -38,7 +38,7 @@ pub unsafe fn steps<F: Float, S: Steps<F>>(steps: &S, n: usize, panels: Range<us
         // SAFETY: the features are enabled here; step `s`'s operands and epilogue meet the
         // kernel's memory contract once steps `0..s` have returned (the `Steps` contract),
         // which program order guarantees on this one thread.
-        unsafe { gemm_body::<F::V256, S::Epi, MR, NV, 0>(&ops, &epi, panels.clone()) }
+        unsafe { gemm_body::<F::V256, S::Epi, MR, NV, 0, false>(&ops, &epi, panels.clone()) }
     }
 }
 

@@ -35,7 +35,7 @@ pub(crate) const MR_TALL: usize = 12;
 #[target_feature(enable = "avx512f,avx2,fma")]
 pub unsafe fn gemm<F: Float, E: Epilogue<F>>(ops: &Operands<F>, epi: &E, panels: Range<usize>) {
     // SAFETY: the features are enabled here and the memory contract is the caller's.
-    unsafe { gemm_body::<F::V512, E, MR, NV, NW>(ops, epi, panels) }
+    unsafe { gemm_body::<F::V512, E, MR, NV, NW, false>(ops, epi, panels) }
 }
 
 /// The packed GEMM with 12-row register tiles (24 accumulators), for the hoisted products (see
@@ -51,7 +51,7 @@ pub unsafe fn gemm_tall<F: Float, E: Epilogue<F>>(
     panels: Range<usize>,
 ) {
     // SAFETY: the features are enabled here and the memory contract is the caller's.
-    unsafe { gemm_body::<F::V512, E, MR_TALL, NV, NW>(ops, epi, panels) }
+    unsafe { gemm_body::<F::V512, E, MR_TALL, NV, NW, true>(ops, epi, panels) }
 }
 
 /// Steps `0..n` of `steps` over `panels`, in order, in this one call (see [`super::StepsFn`]).
@@ -66,7 +66,7 @@ pub unsafe fn steps<F: Float, S: Steps<F>>(steps: &S, n: usize, panels: Range<us
         // SAFETY: the features are enabled here; step `s`'s operands and epilogue meet the
         // kernel's memory contract once steps `0..s` have returned (the `Steps` contract),
         // which program order guarantees on this one thread.
-        unsafe { gemm_body::<F::V512, S::Epi, MR, NV, NW>(&ops, &epi, panels.clone()) }
+        unsafe { gemm_body::<F::V512, S::Epi, MR, NV, NW, false>(&ops, &epi, panels.clone()) }
     }
 }
 

@@ -481,6 +481,13 @@ impl<F: Float> Operands<F> {
         }
     }
 
+    /// Whether `A` is packed in panels ([`Operands::panels`]; a packed `A` of `K = 1` reads
+    /// as strided, the same tiles).
+    #[inline(always)]
+    fn packed_a(&self) -> bool {
+        self.lda_tile != self.lda
+    }
+
     /// Whether a one-row tile broadcasts `A` in registers: its row is contiguous and `K` is at
     /// least [`REG_SPLAT_MIN_K`] (see `tile`).
     #[inline(always)]
@@ -637,7 +644,14 @@ pub fn select<F: Float, E: Epilogue<F>>(isa: Isa) -> KernelFn<F, E> {
 ///
 /// As [`KernelFn`], with `V`'s features available and `ops.nr == NV * V::LANES`.
 #[inline(always)]
-pub(crate) unsafe fn gemm_body<V, E, const MR: usize, const NV: usize, const NW: usize>(
+pub(crate) unsafe fn gemm_body<
+    V,
+    E,
+    const MR: usize,
+    const NV: usize,
+    const NW: usize,
+    const PA: bool,
+>(
     ops: &Operands<V::Elem>,
     epi: &E,
     panels: Range<usize>,
@@ -684,9 +698,13 @@ pub(crate) unsafe fn gemm_body<V, E, const MR: usize, const NV: usize, const NW:
         unsafe {
             let bpanel = ops.bp.add(p * ops.pstride);
             match ncols.div_ceil(V::LANES) {
-                1 if NV > 1 => row_blocks::<V, E, MR, 1, NV>(ops, epi, bpanel, c0, ncols, ahead),
-                2 if NV > 2 => row_blocks::<V, E, MR, 2, NV>(ops, epi, bpanel, c0, ncols, ahead),
-                _ => row_blocks::<V, E, MR, NV, NV>(ops, epi, bpanel, c0, ncols, ahead),
+                1 if NV > 1 => {
+                    row_blocks::<V, E, MR, 1, NV, PA>(ops, epi, bpanel, c0, ncols, ahead)
+                }
+                2 if NV > 2 => {
+                    row_blocks::<V, E, MR, 2, NV, PA>(ops, epi, bpanel, c0, ncols, ahead)
+                }
+                _ => row_blocks::<V, E, MR, NV, NV, PA>(ops, epi, bpanel, c0, ncols, ahead),
             }
         }
         p += 1;
@@ -707,7 +725,7 @@ pub(crate) unsafe fn gemm_body<V, E, const MR: usize, const NV: usize, const NW:
 ///
 /// As [`gemm_body`] for the panel at `bpanel` (row stride `ops.nr == NVP * LANES`).
 #[inline(always)]
-unsafe fn row_blocks<V, E, const MR: usize, const NV: usize, const NVP: usize>(
+unsafe fn row_blocks<V, E, const MR: usize, const NV: usize, const NVP: usize, const PA: bool>(
     ops: &Operands<V::Elem>,
     epi: &E,
     bpanel: *const V::Elem,
@@ -800,17 +818,24 @@ unsafe fn row_blocks<V, E, const MR: usize, const NV: usize, const NVP: usize>(
                 pf,
                 ops.pstride,
             );
-            if rows == MR && fetch {
-                tile::<V, E, MR, NV, NVP, 1, true, false>(t);
+            // The packed `A`'s full tiles with constant strides (see `tile`; `PA`: the kernels
+            // that run packed `A`, so that the time loops' kernels compile no such tiles).
+            let pa = PA && ops.lda == 1 && ops.csa == MR;
+            if rows == MR && fetch && pa {
+                tile::<V, E, MR, NV, NVP, 1, true, false, true>(t);
+            } else if rows == MR && pa {
+                tile::<V, E, MR, NV, NVP, 1, false, false, true>(t);
+            } else if rows == MR && fetch {
+                tile::<V, E, MR, NV, NVP, 1, true, false, false>(t);
             } else if rows == MR {
-                tile::<V, E, MR, NV, NVP, 1, false, false>(t);
+                tile::<V, E, MR, NV, NVP, 1, false, false, false>(t);
             } else if rows == 1 {
                 // Register broadcasts of `A` (see `tile`) where its row is contiguous and `K`
                 // long: a separate instantiation, so that the short-`K` matrix-vector steps
                 // run a tile without that code.
                 one_row::<V, E, NV, NVP, NV>(t, ops.reg_splat());
             } else if rows == 2 {
-                tile::<V, E, 2, NV, NVP, 2, false, false>(t);
+                tile::<V, E, 2, NV, NVP, 2, false, false, false>(t);
             } else if const { NV == NVP } {
                 debug_assert!(2 < rows && rows < MR && MR <= 12);
                 // One arm per row count a path's MR leaves (the `if const` keeps a tile wider
@@ -820,12 +845,12 @@ unsafe fn row_blocks<V, E, const MR: usize, const NV: usize, const NVP: usize>(
                         match rows {
                             $($r => {
                                 if const { MR > $r } {
-                                    tile::<V, E, $r, NV, NVP, 1, false, false>(t)
+                                    tile::<V, E, $r, NV, NVP, 1, false, false, false>(t)
                                 }
                             })*
                             _ => {
                                 if const { MR > $last } {
-                                    tile::<V, E, $last, NV, NVP, 1, false, false>(t)
+                                    tile::<V, E, $last, NV, NVP, 1, false, false, false>(t)
                                 }
                             }
                         }
@@ -893,10 +918,10 @@ unsafe fn one_row<V, E, const NV: usize, const NVP: usize, const NK: usize>(
     // SAFETY: the caller's contract.
     unsafe {
         match (const { NK == 1 }, reg) {
-            (true, true) => tile::<V, E, 1, NV, NVP, 8, false, true>(t),
-            (true, false) => tile::<V, E, 1, NV, NVP, 8, false, false>(t),
-            (false, true) => tile::<V, E, 1, NV, NVP, 4, false, true>(t),
-            (false, false) => tile::<V, E, 1, NV, NVP, 4, false, false>(t),
+            (true, true) => tile::<V, E, 1, NV, NVP, 8, false, true, false>(t),
+            (true, false) => tile::<V, E, 1, NV, NVP, 8, false, false, false>(t),
+            (false, true) => tile::<V, E, 1, NV, NVP, 4, false, true, false>(t),
+            (false, false) => tile::<V, E, 1, NV, NVP, 4, false, false, false>(t),
         }
     }
 }
@@ -958,6 +983,7 @@ unsafe fn tile<
     const KS: usize,
     const PF: bool,
     const REG: bool,
+    const PA: bool,
 >(
     (a, lda, csa, k, bpanel, epi, r0, c0, ncols, pf, pstride): TileArgs<'_, V::Elem, E>,
 ) where
@@ -965,6 +991,19 @@ unsafe fn tile<
     E: Epilogue<V::Elem>,
 {
     let nr = NVP * V::LANES;
+    // `A` packed in panels of this tile's rows (`lda = 1`, `csa = R`, checked by the caller)
+    // with the strides as constants: each broadcast of `A` is then one address plus a fixed
+    // offset. With run-time strides the compiler computes the rows' addresses by a chain of
+    // integer additions per `k` (about 14 beside the 24 FMAs of a 12-row tile), which Intel's
+    // cores issue partly on the FMA ports. The `kc_speed` probe on an Intel Xeon host (FMA
+    // probe 246), blocks of 1600 / 1067, GFLOP/s, without / with: 512x3200x512 194.0 / 201.9,
+    // 194.0 / 202.1; 1760x3200x1760 185.2 / 197.8, 185.6 / 198.9. The same bits.
+    let (lda, csa) = if PA {
+        debug_assert!(lda == 1 && csa == R);
+        (1, R)
+    } else {
+        (lda, csa)
+    };
     // SAFETY: V's features are the caller's contract; all loads below are inside A's rows
     // `0..R` and columns `0..k` and inside the panel's `k * nr` elements.
     unsafe {
@@ -1120,15 +1159,17 @@ pub fn gemm_packed_a<F: Float>(
 
 /// The body of [`gemm_packed`] and [`gemm_packed_a`] for checked operands.
 fn gemm_ops<F: Float>(isa: Isa, ops: Operands<F>, c: &mut [F], ldc: usize, addend: Addend<'_, F>) {
-    gemm_ops_tuned(isa, ops, c, ldc, addend, TUNING);
+    gemm_ops_tuned(isa, ops, c, ldc, addend, tuning());
 }
 
 /// The knobs of [`gemm_ops`] that the probes (`kc_speed`, `ahead_speed`) vary; the library
 /// runs [`TUNING`].
 #[derive(Clone, Copy, Debug)]
 struct Tuning {
-    /// K is split into equal blocks of at most this.
+    /// K is split into equal blocks of at most this (`A` strided).
     kc_max: usize,
+    /// As `kc_max` for `A` packed by [`pack_a_into`] (the weight gradients).
+    kc_max_packed: usize,
     /// The next chunk's rows of `A` and `C` are fetched ahead where they are contiguous and
     /// small.
     ahead: bool,
@@ -1137,12 +1178,26 @@ struct Tuning {
     alias_narrow: bool,
 }
 
-/// What the library runs.
+/// What the library runs on AMD's hosts (and any but Intel's): see [`tuning`].
 const TUNING: Tuning = Tuning {
     kc_max: KC_MAX,
+    kc_max_packed: KC_MAX,
     ahead: true,
     alias_narrow: true,
 };
+
+/// What the library runs on this CPU: [`TUNING`], with the packed `A`'s K blocks of at most
+/// [`KC_MAX_PACKED_INTEL`] on Intel's (see `gemm_ops_tuned`).
+fn tuning() -> Tuning {
+    if crate::isa::vendor_is_intel() {
+        Tuning {
+            kc_max_packed: KC_MAX_PACKED_INTEL,
+            ..TUNING
+        }
+    } else {
+        TUNING
+    }
+}
 
 /// [`gemm_ops`] with the given [`Tuning`].
 fn gemm_ops_tuned<F: Float>(
@@ -1213,8 +1268,22 @@ fn gemm_ops_tuned<F: Float>(
     // each product, 1760x6400x1760: blocks of 1600 / 3200 / unblocked 225.8 / 229.6 / 228.4.
     // (On 2026-11-29, before the panel fetches of `row_blocks`, the same probe had blocks of
     // 1600 ahead: 512x3200x512 152.4-153.8 unblocked against 161.6-162.5.) Hence blocks of
-    // at most 4096. Fixed by the shape alone, so every thread count sums in the same order.
-    let kblocks = ops.k.div_ceil(tuning.kc_max.max(1)).max(1);
+    // at most 4096 on AMD's CPUs. On an Intel Xeon host (2 MiB L2 per core, FMA probe 246;
+    // 2026-12-02, two runs) the same probe had blocks ahead for a packed `A`: unblocked /
+    // 1600 / 1067 / 768 / 512 / 256, 512x3200x512 190.0-191.2 / 205.8-206.1 / 207.1-207.2 /
+    // 205.6-206.1 / 204.7-204.8 / 212.1-212.3, 1760x3200x1760 180.9-182.9 / 194.2-195.0 /
+    // 195.3-196.5 / 193.5-195.4 / 191.4-192.2 / 194.5-194.9; hence blocks of at most
+    // [`KC_MAX_PACKED_INTEL`] there (K = 3200 in three). A strided `A` stays unblocked on
+    // both: the `kc_strided_speed` probe on that host, unblocked / 1067 / 880 / 256,
+    // 3200x1760x1760 199.5 / 194.0 / 193.8 / 184.3, 800x1760x1760 209.9 / 207.2 / 207.2 /
+    // 201.4, 3200x512x512 214.2 / 213.9 / 214.8 / 209.2. Fixed by the shape and the CPU's
+    // vendor alone, so every thread count sums in the same order.
+    let kc_max = if ops.packed_a() {
+        tuning.kc_max_packed
+    } else {
+        tuning.kc_max
+    };
+    let kblocks = ops.k.div_ceil(kc_max.max(1)).max(1);
     let chunks = m.div_ceil(MC);
     // The next chunk's rows of `A` and of `C` are fetched into L2 ahead (by the tiles of the
     // last panel and of the one before, see `row_blocks`) when they are contiguous (`X` or
@@ -1318,6 +1387,8 @@ const AHEAD_MIN_BYTES: usize = 1 << 20;
 /// Longest contraction [`gemm_packed`] runs in one pass (a longer one is split into equal
 /// blocks of at most this).
 const KC_MAX: usize = 4096;
+/// [`KC_MAX`] for a packed `A` on Intel's CPUs (see `gemm_ops_tuned`).
+const KC_MAX_PACKED_INTEL: usize = 1280;
 
 /// A raw address shared with the threads of a time loop, which write disjoint parts of it
 /// (their own panels' columns) within a step (steps are ordered by [`StepLoop::run`]).

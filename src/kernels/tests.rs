@@ -659,15 +659,33 @@ fn packed_a_gemm_matches_loops_on_every_path() {
     for isa in Isa::available() {
         for m in (1..=25).chain([40, 97]) {
             for &(k, n, k0) in &[(1, 1, 0), (7, 17, 0), (33, 50, 3), (20, 33, 19), (64, 8, 8)] {
-                check_packed_a(isa, m, k, n, k0);
+                check_packed_a(isa, m, k, n, k0, None);
             }
         }
         // Past the pack's parallel threshold (2^18 elements) and the GEMM's row chunks.
-        check_packed_a(isa, 300, 1000, 40, 5);
+        check_packed_a(isa, 300, 1000, 40, 5, None);
     }
 }
 
-fn check_packed_a(isa: Isa, m: usize, k: usize, n: usize, k0: usize) {
+/// As above with the packed `A`'s contraction in K blocks whatever the host's [`tuning`]:
+/// blocks of at most 7 (K = 33 in 5 blocks, from k0 = 3 and 0), one block exactly, and the
+/// Intel hosts' [`KC_MAX_PACKED_INTEL`] over two blocks; 1 and 2 threads identical.
+#[test]
+fn packed_a_gemm_in_k_blocks_matches_loops_on_every_path() {
+    for isa in Isa::available() {
+        for m in [1, 5, 12, 25, 97] {
+            check_packed_a(isa, m, 33, 50, 3, Some(7));
+            check_packed_a(isa, m, 33, 50, 0, Some(7));
+            check_packed_a(isa, m, 20, 17, 0, Some(20));
+        }
+        let k = KC_MAX_PACKED_INTEL + 60;
+        check_packed_a(isa, 30, k, 40, 1, Some(KC_MAX_PACKED_INTEL));
+    }
+}
+
+/// `C + A B` with `A` packed (`G = A^T` given row by row) against loops, 1 and 2 threads; with
+/// `kc`, through [`gemm_ops_tuned`] with K blocks of at most `kc`, else [`gemm_packed_a`].
+fn check_packed_a(isa: Isa, m: usize, k: usize, n: usize, k0: usize, kc: Option<usize>) {
     let mut seed = (m * 131 + k * 7 + n) as u64;
     let g: Vec<f64> = (0..k * m).map(|_| lcg(&mut seed)).collect();
     let b: Vec<f64> = (0..(k - k0) * n).map(|_| lcg(&mut seed)).collect();
@@ -683,7 +701,17 @@ fn check_packed_a(isa: Isa, m: usize, k: usize, n: usize, k0: usize) {
         pool.install(|| {
             let row = |kk: usize| &g[kk * m..][..m];
             let ap = pack_a_into(isa, k, m, row, &mut buf, Some(&mut sums[..m]));
-            gemm_packed_a(isa, ap, k0, bp.view(), &mut c, ldc, Addend::C);
+            match kc {
+                None => gemm_packed_a(isa, ap, k0, bp.view(), &mut c, ldc, Addend::C),
+                Some(kc) => {
+                    let ops = Operands::panels(ap, k0, bp.view());
+                    let tuning = Tuning {
+                        kc_max_packed: kc,
+                        ..tuning()
+                    };
+                    gemm_ops_tuned(isa, ops, &mut c, ldc, Addend::C, tuning);
+                }
+            }
         });
         assert_eq!(buf[len..], [7.0; 3], "pack wrote past its length");
         assert_eq!(sums[m], 7.0, "wrote past the sums");
@@ -987,7 +1015,7 @@ fn kc_speed() {
             let mut a_buf = vec![0f32; packed_a_len(isa, rows, h)];
             let ap = pack_a_into(isa, rows, h, |r| &da[r * h..][..h], &mut a_buf, None);
             let mut c = vec![0f32; h * h];
-            let kcs = [rows, rows.div_ceil(2), 1067, 800, 400];
+            let kcs = [rows, rows.div_ceil(2), 1067, 768, 512, 384, 256];
             let mut best = vec![f64::MAX; kcs.len()];
             for _ in 0..9 {
                 for (&kc, best) in kcs.iter().zip(&mut best) {
@@ -995,8 +1023,8 @@ fn kc_speed() {
                     for _ in 0..3 {
                         let ops = Operands::panels(ap, 0, xp);
                         let tuning = Tuning {
-                            kc_max: kc,
-                            ..TUNING
+                            kc_max_packed: kc,
+                            ..tuning()
                         };
                         gemm_ops_tuned(isa, ops, &mut c, h, Addend::C, tuning);
                     }
@@ -1058,7 +1086,7 @@ fn ahead_speed() {
             let mut best = [f64::MAX; 2];
             for _ in 0..7 {
                 for (ahead, best) in [false, true].into_iter().zip(&mut best) {
-                    let tuning = Tuning { ahead, ..TUNING };
+                    let tuning = Tuning { ahead, ..tuning() };
                     *best = best.min(time_strided(isa, &a, k, m, &bp, &mut c, tuning, reps));
                 }
             }
@@ -1101,7 +1129,7 @@ fn alias_speed() {
                     for (&(lda, alias_narrow), best) in runs.iter().zip(&mut best) {
                         let tuning = Tuning {
                             alias_narrow,
-                            ..TUNING
+                            ..tuning()
                         };
                         let t = time_strided(isa, &a, lda, m, &bp, &mut c, tuning, reps);
                         *best = best.min(t);
@@ -1118,4 +1146,40 @@ fn alias_speed() {
             }
         });
     }
+}
+
+/// A probe of K blocks for a strided `A` (the input projection's and `dX`'s shapes): `cargo
+/// test --release --lib kc_strided_speed -- --ignored --nocapture` (1 thread, rounds alternate
+/// the block lengths, best of 7 rounds of 2 products each).
+#[test]
+#[ignore]
+fn kc_strided_speed() {
+    let pool = pool(1);
+    pool.install(|| {
+        let isa = Isa::detect();
+        for (m, k, n) in [
+            (3200usize, 1760usize, 1760usize),
+            (3200, 512, 512),
+            (800, 1760, 1760),
+        ] {
+            let a = vec![0.5f32; m * k];
+            let bp = PackedB::new(isa, k, n, |_, _| 0.25f32);
+            let mut c = vec![0f32; m * n];
+            let kcs = [4096usize, 1067, 880, 600, 256];
+            let mut best = vec![f64::MAX; kcs.len()];
+            for _ in 0..7 {
+                for (&kc, best) in kcs.iter().zip(&mut best) {
+                    let tuning = Tuning {
+                        kc_max: kc,
+                        ..tuning()
+                    };
+                    *best = best.min(time_strided(isa, &a, k, m, &bp, &mut c, tuning, 2));
+                }
+            }
+            for (kc, best) in kcs.iter().zip(&best) {
+                let gf = 2.0 * (m * k * n) as f64 / best * 1e-9;
+                println!("{m}x{k}x{n}, K blocks of <= {kc}: {gf:.1} GFLOP/s");
+            }
+        }
+    });
 }
