@@ -83,7 +83,7 @@ macro_rules! impl_simd {
      $setzero:ident, $set1:ident, $loadu:ident, $maskz_loadu:ident, $storeu:ident,
      $mask_storeu:ident, $fmadd:ident, $fnmadd:ident, $add:ident, $mul:ident, $max:ident,
      $cmp_mask:ident, $maskz_mov:ident, $block:expr, $shuf_blocks:ident,
-     $elem_splat:ident, $opaque:ident) => {
+     $elem_splat:ident, $opaque:ident, $strided:ident) => {
         impl Simd for $t {
             type Elem = $e;
             const LANES: usize = $lanes;
@@ -161,6 +161,23 @@ macro_rules! impl_simd {
                 $t(unsafe { $opaque(self.0) })
             }
             #[inline(always)]
+            unsafe fn strided_loop<
+                const R: usize,
+                const NV: usize,
+                const NVP: usize,
+                const PF: bool,
+            >(
+                acc: &mut [[Self; NV]; R],
+                a: *const $e,
+                lda: usize,
+                bpanel: *const $e,
+                k: usize,
+                pf: *const $e,
+            ) -> usize {
+                // SAFETY: the trait's contract, passed through.
+                unsafe { $strided::<R, NV, NVP, PF>(acc, a, lda, bpanel, k, pf) }
+            }
+            #[inline(always)]
             unsafe fn block_splat(self, q: usize) -> Self {
                 // SAFETY: avx512f present (trait contract); registers only, no memory access.
                 $t(unsafe {
@@ -213,7 +230,8 @@ impl_simd!(
     4,
     _mm512_shuffle_f32x4,
     elem_splat_ps,
-    opaque_ps
+    opaque_ps,
+    strided_loop_ps
 );
 impl_simd!(
     F64x8,
@@ -239,7 +257,8 @@ impl_simd!(
     2,
     _mm512_shuffle_f64x2,
     elem_splat_pd,
-    opaque_pd
+    opaque_pd,
+    strided_loop_pd
 );
 
 /// Element `e` of each 128-bit block of `v` broadcast across that block (`e` is a constant
@@ -285,3 +304,391 @@ macro_rules! opaque {
 }
 opaque!(opaque_ps, __m512);
 opaque!(opaque_pd, __m512d);
+
+/// [`Simd::strided_loop`] for `f64`: none (the generic loop of `tile`).
+#[inline(always)]
+unsafe fn strided_loop_pd<const R: usize, const NV: usize, const NVP: usize, const PF: bool>(
+    acc: &mut [[F64x8; NV]; R],
+    a: *const f64,
+    lda: usize,
+    bpanel: *const f64,
+    k: usize,
+    pf: *const f64,
+) -> usize {
+    let _ = (acc, a, lda, bpanel, k, pf);
+    0
+}
+
+/// [`Simd::strided_loop`] for `f32`: the full-panel tiles of 8 and 12 rows (the time loop's
+/// and the hoisted products'), two `k` per iteration, in assembly. The compiler's own loop
+/// computes the rows' addresses by a chain of integer additions per `k` (about 11 beside the
+/// 16 FMAs of the 8-row tile, 14 beside 24 of the 12-row one), which Intel's cores issue
+/// partly on the FMA ports. Here rows are addressed from four bases (rows 0, 3, 6 and 9)
+/// scaled by `lda`, with the second `k` as a displacement: 4 to 6 integer instructions per two
+/// `k`. Returns the `k` done (even; the caller finishes an odd one).
+#[inline(always)]
+unsafe fn strided_loop_ps<const R: usize, const NV: usize, const NVP: usize, const PF: bool>(
+    acc: &mut [[F32x16; NV]; R],
+    a: *const f32,
+    lda: usize,
+    bpanel: *const f32,
+    k: usize,
+    pf: *const f32,
+) -> usize {
+    if NV != 2 || NVP != 2 || (R != 8 && R != 12) || k < 2 {
+        return 0;
+    }
+    let pairs = k / 2;
+    // SAFETY: `R` is 8 or 12 and `NV` 2 (checked above), so `acc` has the layout of the
+    // callee's array; the caller's contract covers the rows, the panel and the fetches.
+    unsafe {
+        let p = (acc as *mut [[F32x16; NV]; R]).cast::<F32x16>();
+        if R == 8 {
+            loop_8::<PF>(&mut *p.cast::<[F32x16; 16]>(), a, lda, bpanel, pairs, pf);
+        } else {
+            loop_12::<PF>(&mut *p.cast::<[F32x16; 24]>(), a, lda, bpanel, pairs, pf);
+        }
+    }
+    2 * pairs
+}
+
+/// One row's broadcast of `A` at `$addr` and its two FMAs into `$c0`, `$c1`.
+macro_rules! row_fma {
+    ($addr:literal, $c0:literal, $c1:literal) => {
+        concat!(
+            "vbroadcastss {t}, dword ptr ",
+            $addr,
+            "\n",
+            "vfmadd231ps {",
+            $c0,
+            "}, {t}, {b0}\n",
+            "vfmadd231ps {",
+            $c1,
+            "}, {t}, {b1}\n"
+        )
+    };
+}
+
+/// The panel's row `kk` (offset `$off` bytes from `bp`) into `b0`, `b1`.
+macro_rules! panel_row {
+    ($off:literal) => {
+        concat!(
+            "vmovups {b0}, zmmword ptr [{bp} + ",
+            $off,
+            "]\n",
+            "vmovups {b1}, zmmword ptr [{bp} + ",
+            $off,
+            " + 64]\n"
+        )
+    };
+}
+
+/// The fetch of line `kk` ahead (`$off` bytes from `pf`), when `PF`.
+macro_rules! fetch_line {
+    ($off:literal) => {
+        concat!("prefetcht1 byte ptr [{pf} + ", $off, "]\n")
+    };
+}
+
+macro_rules! strided_loop_asm {
+    ($name:ident, $n:literal, [$($acc:ident),*], $bases:literal, $rows0:expr, $rows1:expr) => {
+        /// The assembly loop of [`strided_loop_ps`] for this many rows, `pairs >= 1`.
+        ///
+        /// # Safety
+        ///
+        /// avx512f present; `a` valid for the rows of `2 * pairs` elements `lda` apart,
+        /// `bpanel` for `2 * pairs` rows of 32 `f32`.
+        #[inline]
+        #[target_feature(enable = "avx512f")]
+        unsafe fn $name<const PF: bool>(
+            acc: &mut [F32x16; $n],
+            a: *const f32,
+            lda: usize,
+            bpanel: *const f32,
+            pairs: usize,
+            pf: *const f32,
+        ) {
+            let l = lda * 4;
+            let [$(mut $acc),*] = acc.map(|v| v.0);
+            let (mut a0, mut a3, mut a6, mut a9) = (
+                a,
+                a.wrapping_add(3 * lda),
+                a.wrapping_add(6 * lda),
+                a.wrapping_add(9 * lda),
+            );
+            let (mut bp, mut n, mut pf) = (bpanel, pairs, pf);
+            // SAFETY: reads only inside `A`'s rows `0..R` and columns `0..2 * pairs` and the
+            // panel's `2 * pairs` rows (the caller's contract); `prefetcht1` never faults.
+            // The FMAs are `acc = A[i][kk] * b + acc` in `kk` order, as in `tile`.
+            unsafe {
+                if PF {
+                    std::arch::asm!(
+                        "2:",
+                        panel_row!("0"),
+                        fetch_line!("0"),
+                        $rows0,
+                        panel_row!("128"),
+                        fetch_line!("64"),
+                        $rows1,
+                        $bases,
+                        "add {bp}, 256",
+                        "add {pf}, 128",
+                        "dec {n}",
+                        "jnz 2b",
+                        a0 = inout(reg) a0,
+                        a3 = inout(reg) a3,
+                        a6 = inout(reg) a6,
+                        a9 = inout(reg) a9,
+                        l = in(reg) l,
+                        bp = inout(reg) bp,
+                        n = inout(reg) n,
+                        pf = inout(reg) pf,
+                        t = out(zmm_reg) _,
+                        b0 = out(zmm_reg) _,
+                        b1 = out(zmm_reg) _,
+                        $($acc = inout(zmm_reg) $acc,)*
+                        options(nostack, readonly),
+                    );
+                } else {
+                    std::arch::asm!(
+                        "2:",
+                        panel_row!("0"),
+                        $rows0,
+                        panel_row!("128"),
+                        $rows1,
+                        $bases,
+                        "add {bp}, 256",
+                        "dec {n}",
+                        "jnz 2b",
+                        a0 = inout(reg) a0,
+                        a3 = inout(reg) a3,
+                        a6 = inout(reg) a6,
+                        a9 = inout(reg) a9,
+                        l = in(reg) l,
+                        bp = inout(reg) bp,
+                        n = inout(reg) n,
+                        t = out(zmm_reg) _,
+                        b0 = out(zmm_reg) _,
+                        b1 = out(zmm_reg) _,
+                        $($acc = inout(zmm_reg) $acc,)*
+                        options(nostack, readonly),
+                    );
+                }
+            }
+            let _ = (a0, a3, a6, a9, bp, n, pf);
+            *acc = [$(F32x16($acc)),*];
+        }
+    };
+}
+
+strided_loop_asm!(
+    loop_8,
+    16,
+    [
+        c00, c01, c10, c11, c20, c21, c30, c31, c40, c41, c50, c51, c60, c61, c70, c71
+    ],
+    "add {a0}, 8\nadd {a3}, 8\nadd {a6}, 8\n/* {a9} unused */\n",
+    concat!(
+        row_fma!("[{a0}]", "c00", "c01"),
+        row_fma!("[{a0} + {l}]", "c10", "c11"),
+        row_fma!("[{a0} + {l}*2]", "c20", "c21"),
+        row_fma!("[{a3}]", "c30", "c31"),
+        row_fma!("[{a0} + {l}*4]", "c40", "c41"),
+        row_fma!("[{a3} + {l}*2]", "c50", "c51"),
+        row_fma!("[{a6}]", "c60", "c61"),
+        row_fma!("[{a3} + {l}*4]", "c70", "c71"),
+    ),
+    concat!(
+        row_fma!("[{a0} + 4]", "c00", "c01"),
+        row_fma!("[{a0} + {l} + 4]", "c10", "c11"),
+        row_fma!("[{a0} + {l}*2 + 4]", "c20", "c21"),
+        row_fma!("[{a3} + 4]", "c30", "c31"),
+        row_fma!("[{a0} + {l}*4 + 4]", "c40", "c41"),
+        row_fma!("[{a3} + {l}*2 + 4]", "c50", "c51"),
+        row_fma!("[{a6} + 4]", "c60", "c61"),
+        row_fma!("[{a3} + {l}*4 + 4]", "c70", "c71"),
+    )
+);
+
+strided_loop_asm!(
+    loop_12,
+    24,
+    [
+        c00, c01, c10, c11, c20, c21, c30, c31, c40, c41, c50, c51, c60, c61, c70, c71, c80, c81,
+        c90, c91, ca0, ca1, cb0, cb1
+    ],
+    "add {a0}, 8\nadd {a3}, 8\nadd {a6}, 8\nadd {a9}, 8\n",
+    concat!(
+        row_fma!("[{a0}]", "c00", "c01"),
+        row_fma!("[{a0} + {l}]", "c10", "c11"),
+        row_fma!("[{a0} + {l}*2]", "c20", "c21"),
+        row_fma!("[{a3}]", "c30", "c31"),
+        row_fma!("[{a0} + {l}*4]", "c40", "c41"),
+        row_fma!("[{a3} + {l}*2]", "c50", "c51"),
+        row_fma!("[{a6}]", "c60", "c61"),
+        row_fma!("[{a3} + {l}*4]", "c70", "c71"),
+        row_fma!("[{a0} + {l}*8]", "c80", "c81"),
+        row_fma!("[{a9}]", "c90", "c91"),
+        row_fma!("[{a6} + {l}*4]", "ca0", "ca1"),
+        row_fma!("[{a3} + {l}*8]", "cb0", "cb1"),
+    ),
+    concat!(
+        row_fma!("[{a0} + 4]", "c00", "c01"),
+        row_fma!("[{a0} + {l} + 4]", "c10", "c11"),
+        row_fma!("[{a0} + {l}*2 + 4]", "c20", "c21"),
+        row_fma!("[{a3} + 4]", "c30", "c31"),
+        row_fma!("[{a0} + {l}*4 + 4]", "c40", "c41"),
+        row_fma!("[{a3} + {l}*2 + 4]", "c50", "c51"),
+        row_fma!("[{a6} + 4]", "c60", "c61"),
+        row_fma!("[{a3} + {l}*4 + 4]", "c70", "c71"),
+        row_fma!("[{a0} + {l}*8 + 4]", "c80", "c81"),
+        row_fma!("[{a9} + 4]", "c90", "c91"),
+        row_fma!("[{a6} + {l}*4 + 4]", "ca0", "ca1"),
+        row_fma!("[{a3} + {l}*8 + 4]", "cb0", "cb1"),
+    )
+);
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::isa::Isa;
+
+    /// The assembly loops against the same FMAs one lane at a time (`f32::mul_add`, one
+    /// rounding, as `vfmadd231ps`), bitwise: 8 and 12 rows, with and without the fetches,
+    /// even and odd `k` (the odd one left to the caller), row strides short and long.
+    #[test]
+    fn strided_loops_match_scalar_fmas_bitwise() {
+        if !Isa::Avx512.is_supported() {
+            eprintln!("no AVX-512 on this host: the assembly loops cannot run here");
+            return;
+        }
+        let mut seed = 7u64;
+        let mut next = move || {
+            seed = seed
+                .wrapping_mul(6364136223846793005)
+                .wrapping_add(1442695040888963407);
+            ((seed >> 40) as f32 / (1u64 << 24) as f32) * 2.0 - 1.0
+        };
+        for &(k, lda) in &[(2usize, 2usize), (3, 5), (17, 17), (64, 1000), (129, 131)] {
+            for rows in [8usize, 12] {
+                let a: Vec<f32> = (0..rows * lda).map(|_| next()).collect();
+                let b: Vec<f32> = (0..k * 32).map(|_| next()).collect();
+                let init: Vec<f32> = (0..rows * 32).map(|_| next()).collect();
+                for pf in [false, true] {
+                    let mut want = init.clone();
+                    let done = k - k % 2;
+                    for i in 0..rows {
+                        for j in 0..32 {
+                            for kk in 0..done {
+                                let c = &mut want[i * 32 + j];
+                                *c = a[i * lda + kk].mul_add(b[kk * 32 + j], *c);
+                            }
+                        }
+                    }
+                    let mut got = init.clone();
+                    // SAFETY: AVX-512 present (checked above); `a` holds `rows` rows of
+                    // `lda >= k` elements, `b` `k` panel rows of 32, `init` the tile;
+                    // `prefetcht1` of any address never faults.
+                    let n = unsafe {
+                        let mut acc8 = [[F32x16(_mm512_setzero_ps()); 2]; 8];
+                        let mut acc12 = [[F32x16(_mm512_setzero_ps()); 2]; 12];
+                        let load = |i: usize, j: usize| {
+                            F32x16(_mm512_loadu_ps(init.as_ptr().add(i * 32 + j * 16)))
+                        };
+                        let n;
+                        if rows == 8 {
+                            for (i, r) in acc8.iter_mut().enumerate() {
+                                *r = [load(i, 0), load(i, 1)];
+                            }
+                            n = match pf {
+                                true => strided_loop_ps::<8, 2, 2, true>(
+                                    &mut acc8,
+                                    a.as_ptr(),
+                                    lda,
+                                    b.as_ptr(),
+                                    k,
+                                    b.as_ptr(),
+                                ),
+                                false => strided_loop_ps::<8, 2, 2, false>(
+                                    &mut acc8,
+                                    a.as_ptr(),
+                                    lda,
+                                    b.as_ptr(),
+                                    k,
+                                    b.as_ptr(),
+                                ),
+                            };
+                            for (i, r) in acc8.iter().enumerate() {
+                                _mm512_storeu_ps(got.as_mut_ptr().add(i * 32), r[0].0);
+                                _mm512_storeu_ps(got.as_mut_ptr().add(i * 32 + 16), r[1].0);
+                            }
+                        } else {
+                            for (i, r) in acc12.iter_mut().enumerate() {
+                                *r = [load(i, 0), load(i, 1)];
+                            }
+                            n = match pf {
+                                true => strided_loop_ps::<12, 2, 2, true>(
+                                    &mut acc12,
+                                    a.as_ptr(),
+                                    lda,
+                                    b.as_ptr(),
+                                    k,
+                                    b.as_ptr(),
+                                ),
+                                false => strided_loop_ps::<12, 2, 2, false>(
+                                    &mut acc12,
+                                    a.as_ptr(),
+                                    lda,
+                                    b.as_ptr(),
+                                    k,
+                                    b.as_ptr(),
+                                ),
+                            };
+                            for (i, r) in acc12.iter().enumerate() {
+                                _mm512_storeu_ps(got.as_mut_ptr().add(i * 32), r[0].0);
+                                _mm512_storeu_ps(got.as_mut_ptr().add(i * 32 + 16), r[1].0);
+                            }
+                        }
+                        n
+                    };
+                    assert_eq!(n, k - k % 2, "rows {rows} k {k}");
+                    for (idx, (g, w)) in got.iter().zip(&want).enumerate() {
+                        assert_eq!(
+                            g.to_bits(),
+                            w.to_bits(),
+                            "rows {rows} k {k} lda {lda} pf {pf} at {idx}: {g} vs {w}"
+                        );
+                    }
+                }
+            }
+        }
+    }
+
+    /// Shapes without an assembly loop are left to the caller.
+    #[test]
+    fn other_shapes_have_no_strided_loop() {
+        if !Isa::Avx512.is_supported() {
+            return;
+        }
+        let a = [1f32; 64];
+        // SAFETY: nothing is read: these shapes return before any access.
+        unsafe {
+            let mut acc = [[F32x16(_mm512_setzero_ps()); 2]; 6];
+            let p = a.as_ptr();
+            assert_eq!(
+                strided_loop_ps::<6, 2, 2, false>(&mut acc, p, 8, p, 8, p),
+                0
+            );
+            let mut acc = [[F32x16(_mm512_setzero_ps()); 1]; 8];
+            assert_eq!(
+                strided_loop_ps::<8, 1, 2, false>(&mut acc, p, 8, p, 8, p),
+                0
+            );
+            let mut acc = [[F32x16(_mm512_setzero_ps()); 2]; 8];
+            assert_eq!(
+                strided_loop_ps::<8, 2, 2, false>(&mut acc, p, 8, p, 1, p),
+                0
+            );
+        }
+    }
+}

@@ -85,6 +85,28 @@ pub trait Simd: Copy {
     unsafe fn opaque(self) -> Self {
         self
     }
+    /// The product loop of an `R x NV` register tile (one partial sum) over a panel of `NVP`
+    /// vectors, for `A`'s rows `lda` apart and contiguous (`csa = 1`): `acc[i][j] = A[i][kk]
+    /// * panel[kk][j] + acc[i][j]` for `kk` in `0..` the returned count, in order (the same
+    /// FMAs, the same bits, as the generic loop of `tile`), fetching line `pf + kk * 64 B`
+    /// per `kk` when `PF`. A path without such a loop for the shape returns 0 (the default).
+    ///
+    /// # Safety
+    ///
+    /// As `tile`: `a` valid for `R` rows of `k` elements `lda` apart, `bpanel` for
+    /// `k * NVP * LANES` elements.
+    #[inline(always)]
+    unsafe fn strided_loop<const R: usize, const NV: usize, const NVP: usize, const PF: bool>(
+        acc: &mut [[Self; NV]; R],
+        a: *const Self::Elem,
+        lda: usize,
+        bpanel: *const Self::Elem,
+        k: usize,
+        pf: *const Self::Elem,
+    ) -> usize {
+        let _ = (acc, a, lda, bpanel, k, pf);
+        0
+    }
     /// Every 128-bit block set to block `q < LANES / BLOCK` of `self`.
     #[inline(always)]
     unsafe fn block_splat(self, q: usize) -> Self {
@@ -1040,6 +1062,11 @@ unsafe fn tile<
                 }
                 kk += V::LANES;
             }
+        }
+        if const { KS == 1 && !REG && !PA } && csa == 1 {
+            // The path's own loop where it has one (AVX-512 `f32`, 8 and 12 rows, see
+            // `avx512::strided_loop_ps`); the loop below finishes whatever `k` it leaves.
+            kk = V::strided_loop::<R, NV, NVP, PF>(&mut acc[0], a, lda, bpanel, k, pf);
         }
         while kk < kmain {
             for (s, acc_s) in acc.iter_mut().enumerate() {
