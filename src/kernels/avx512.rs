@@ -70,6 +70,20 @@ pub unsafe fn steps<F: Float, S: Steps<F>>(steps: &S, n: usize, panels: Range<us
     }
 }
 
+/// [`steps`] with the 12-row tiles of [`gemm_tall`] (see [`super::select_steps`]).
+///
+/// # Safety
+///
+/// As [`steps`].
+#[target_feature(enable = "avx512f,avx2,fma")]
+pub unsafe fn steps_tall<F: Float, S: Steps<F>>(steps: &S, n: usize, panels: Range<usize>) {
+    for s in 0..n {
+        let (ops, epi) = steps.step(s);
+        // SAFETY: as in `steps`.
+        unsafe { gemm_body::<F::V512, S::Epi, MR_TALL, NV, NW, false>(&ops, &epi, panels.clone()) }
+    }
+}
+
 /// 16 `f32` lanes.
 #[derive(Clone, Copy, Debug)]
 pub struct F32x16(__m512);

@@ -590,7 +590,9 @@ unsafe impl<F: Send + Sync> Send for Operands<F> {}
 pub type KernelFn<F, E> = unsafe fn(&Operands<F>, &E, Range<usize>);
 
 /// A recurrence as a sequence of dependent packed-GEMM steps: step `s` reads what steps
-/// before it wrote (the previous state) and writes its own block through its epilogue.
+/// before it wrote (the previous state) and writes its own block through its epilogue. Every
+/// step has the same rows (`m`, the batch): [`StepLoop::run_steps`] picks the tiles from step
+/// 0's.
 ///
 /// # Safety
 ///
@@ -616,15 +618,46 @@ pub unsafe trait Steps<F>: Sync {
 /// nothing), and `steps` must meet the [`Steps`] contract for steps `0..n`.
 pub type StepsFn<S> = unsafe fn(&S, usize, Range<usize>);
 
-/// Selects [`StepsFn`] of `isa`: done once per public call, as [`select`].
-pub fn select_steps<F: Float, S: Steps<F>>(isa: Isa) -> StepsFn<S> {
+/// Selects [`StepsFn`] of `isa` for steps of `rows` rows: done once per public call, as
+/// [`select`]. On AVX-512 in `f32`, steps of at least [`STEP_TALL_MIN_ROWS`] rows run the
+/// 12-row tiles of the hoisted products, fewer the 8-row ones (see [`select_step_kernel`]).
+pub fn select_steps<F: Float, S: Steps<F>>(isa: Isa, rows: usize) -> StepsFn<S> {
     match isa {
+        #[cfg(target_arch = "x86_64")]
+        Isa::Avx512 if step_tall::<F>(rows) => avx512::steps_tall::<F, S>,
         #[cfg(target_arch = "x86_64")]
         Isa::Avx512 => avx512::steps::<F, S>,
         #[cfg(target_arch = "x86_64")]
         Isa::Avx2Fma => avx2::steps::<F, S>,
         _ => portable::steps::<F, S>,
     }
+}
+
+/// The kernel of one step of `rows` rows for a time loop shared by threads: the tiles of
+/// [`select_steps`]'s choice for the same `rows`, so that any thread count computes every
+/// element with the same tiles (a 2-row remainder tile sums `K` in two partial sums, a taller
+/// one in one: the split of `B` into tiles decides the bits).
+pub fn select_step_kernel<F: Float, E: Epilogue<F>>(isa: Isa, rows: usize) -> KernelFn<F, E> {
+    match isa {
+        #[cfg(target_arch = "x86_64")]
+        Isa::Avx512 if step_tall::<F>(rows) => avx512::gemm_tall::<F, E>,
+        _ => select::<F, E>(isa),
+    }
+}
+
+/// Rows per step from which the AVX-512 `f32` time loops run 12-row tiles: each panel of
+/// `W_hh` is then read by `B / 12` tiles per step rather than `B / 8`. `bench_table` (1
+/// thread, Intel Xeon host, 3 alternated rounds against the 8-row tiles, median ms) 8 / 12
+/// rows: rnn_h1760_b64_t50 infer 196.9-197.6 / 192.0-193.3, train 618.5-619.3 /
+/// 606.4-608.8; rnn_h512_b64_t50 infer 15.78-15.96 / 15.51-15.53; rnn_h512_b32_t50 infer
+/// 7.91-7.92 / 7.70-7.73, train 25.1-25.6 / 24.6-24.8; rnn_h512_b24_t50 infer 5.92-5.94 /
+/// 5.71-5.74. At `B = 16` (a 12-row and a 4-row tile) they lost: rnn_h1760_b16_t50 infer
+/// 50.7-51.1 / 56.7-56.8 ms. `f64` keeps 8 rows (not measured).
+pub const STEP_TALL_MIN_ROWS: usize = 24;
+
+/// Whether steps of `rows` rows in `F` run the tall tiles on AVX-512.
+fn step_tall<F: Float>(rows: usize) -> bool {
+    size_of::<F>() == 4 && rows >= STEP_TALL_MIN_ROWS
 }
 
 /// Selects the packed GEMM of `isa` for the hoisted products ([`gemm_packed`]): as [`select`]

@@ -858,6 +858,12 @@ fn run_steps_in_one_call_matches_threaded_steps_bitwise_and_loops() {
             (1, 2 * nr + 3),
             (3, nr + 1),
             (9, 37),
+            // From `STEP_TALL_MIN_ROWS` rows the AVX-512 f32 loops run 12-row tiles: 24 rows
+            // in two, 26 with a 2-row remainder (two partial sums), 34 with a 10-row one
+            // (where 8-row tiles would leave rows 32-33 to a 2-row tile: other bits).
+            (STEP_TALL_MIN_ROWS, nr + 1),
+            (26, 37),
+            (34, 2 * nr + 3),
         ] {
             let steps = 5;
             let one = run_test_steps::<f32>(isa, m, n, steps, 1);
