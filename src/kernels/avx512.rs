@@ -353,15 +353,23 @@ unsafe fn strided_loop_ps<const R: usize, const NV: usize, const NVP: usize, con
         return 0;
     }
     let pairs = k / 2;
-    // SAFETY: `R` is 8 or 12 and `NV` 2 (checked above), so `acc` has the layout of the
-    // callee's array; the caller's contract covers the rows, the panel and the fetches.
-    unsafe {
-        let p = (acc as *mut [[F32x16; NV]; R]).cast::<F32x16>();
-        if R == 8 {
-            loop_8::<PF>(&mut *p.cast::<[F32x16; 16]>(), a, lda, bpanel, pairs, pf);
-        } else {
-            loop_12::<PF>(&mut *p.cast::<[F32x16; 24]>(), a, lda, bpanel, pairs, pf);
-        }
+    // The accumulators go to the loop (a function the compiler may keep out of line) and
+    // back one by one, by value, at constant offsets.
+    let p = acc.as_mut_ptr().cast::<F32x16>();
+    macro_rules! run {
+        ($f:ident, $($x:literal)*) => {{
+            // SAFETY: `acc` holds `R * NV` registers (8 or 12 rows of 2, checked above), in
+            // order; the caller's contract covers the rows, the panel and the fetches.
+            unsafe {
+                let out = $f::<PF>([$(p.add($x).read()),*], a, lda, bpanel, pairs, pf);
+                $(p.add($x).write(out[$x]);)*
+            }
+        }};
+    }
+    if R == 8 {
+        run!(loop_8, 0 1 2 3 4 5 6 7 8 9 10 11 12 13 14 15);
+    } else {
+        run!(loop_12, 0 1 2 3 4 5 6 7 8 9 10 11 12 13 14 15 16 17 18 19 20 21 22 23);
     }
     2 * pairs
 }
@@ -415,13 +423,13 @@ macro_rules! strided_loop_asm {
         #[inline]
         #[target_feature(enable = "avx512f")]
         unsafe fn $name<const PF: bool>(
-            acc: &mut [F32x16; $n],
+            acc: [F32x16; $n],
             a: *const f32,
             lda: usize,
             bpanel: *const f32,
             pairs: usize,
             pf: *const f32,
-        ) {
+        ) -> [F32x16; $n] {
             let l = lda * 4;
             let [$(mut $acc),*] = acc.map(|v| v.0);
             let (mut a0, mut a3, mut a6, mut a9) = (
@@ -490,7 +498,7 @@ macro_rules! strided_loop_asm {
                 }
             }
             let _ = (a0, a3, a6, a9, bp, n, pf);
-            *acc = [$(F32x16($acc)),*];
+            [$(F32x16($acc)),*]
         }
     };
 }

@@ -877,20 +877,24 @@ unsafe fn row_blocks<V, E, const MR: usize, const NV: usize, const NVP: usize, c
             // that run packed `A`, so that the time loops' kernels compile no such tiles).
             let pa = PA && ops.lda == 1 && ops.csa == MR;
             if rows == MR && fetch && pa {
-                tile::<V, E, MR, NV, NVP, 1, true, false, true>(t);
+                tile::<V, E, MR, NV, NVP, 1, true, false, true, false>(t);
             } else if rows == MR && pa {
-                tile::<V, E, MR, NV, NVP, 1, false, false, true>(t);
+                tile::<V, E, MR, NV, NVP, 1, false, false, true, false>(t);
+            } else if rows == MR && fetch && ops.csa == 1 {
+                tile::<V, E, MR, NV, NVP, 1, true, false, false, true>(t);
+            } else if rows == MR && ops.csa == 1 {
+                tile::<V, E, MR, NV, NVP, 1, false, false, false, true>(t);
             } else if rows == MR && fetch {
-                tile::<V, E, MR, NV, NVP, 1, true, false, false>(t);
+                tile::<V, E, MR, NV, NVP, 1, true, false, false, false>(t);
             } else if rows == MR {
-                tile::<V, E, MR, NV, NVP, 1, false, false, false>(t);
+                tile::<V, E, MR, NV, NVP, 1, false, false, false, false>(t);
             } else if rows == 1 {
                 // Register broadcasts of `A` (see `tile`) where its row is contiguous and `K`
                 // long: a separate instantiation, so that the short-`K` matrix-vector steps
                 // run a tile without that code.
                 one_row::<V, E, NV, NVP, NV>(t, ops.reg_splat());
             } else if rows == 2 {
-                tile::<V, E, 2, NV, NVP, 2, false, false, false>(t);
+                tile::<V, E, 2, NV, NVP, 2, false, false, false, false>(t);
             } else if const { NV == NVP } {
                 debug_assert!(2 < rows && rows < MR && MR <= 12);
                 // One arm per row count a path's MR leaves (the `if const` keeps a tile wider
@@ -900,12 +904,12 @@ unsafe fn row_blocks<V, E, const MR: usize, const NV: usize, const NVP: usize, c
                         match rows {
                             $($r => {
                                 if const { MR > $r } {
-                                    tile::<V, E, $r, NV, NVP, 1, false, false, false>(t)
+                                    tile::<V, E, $r, NV, NVP, 1, false, false, false, false>(t)
                                 }
                             })*
                             _ => {
                                 if const { MR > $last } {
-                                    tile::<V, E, $last, NV, NVP, 1, false, false, false>(t)
+                                    tile::<V, E, $last, NV, NVP, 1, false, false, false, false>(t)
                                 }
                             }
                         }
@@ -973,10 +977,10 @@ unsafe fn one_row<V, E, const NV: usize, const NVP: usize, const NK: usize>(
     // SAFETY: the caller's contract.
     unsafe {
         match (const { NK == 1 }, reg) {
-            (true, true) => tile::<V, E, 1, NV, NVP, 8, false, true, false>(t),
-            (true, false) => tile::<V, E, 1, NV, NVP, 8, false, false, false>(t),
-            (false, true) => tile::<V, E, 1, NV, NVP, 4, false, true, false>(t),
-            (false, false) => tile::<V, E, 1, NV, NVP, 4, false, false, false>(t),
+            (true, true) => tile::<V, E, 1, NV, NVP, 8, false, true, false, false>(t),
+            (true, false) => tile::<V, E, 1, NV, NVP, 8, false, false, false, false>(t),
+            (false, true) => tile::<V, E, 1, NV, NVP, 4, false, true, false, false>(t),
+            (false, false) => tile::<V, E, 1, NV, NVP, 4, false, false, false, false>(t),
         }
     }
 }
@@ -1039,6 +1043,7 @@ unsafe fn tile<
     const PF: bool,
     const REG: bool,
     const PA: bool,
+    const SL: bool,
 >(
     (a, lda, csa, k, bpanel, epi, r0, c0, ncols, pf, pstride): TileArgs<'_, V::Elem, E>,
 ) where
@@ -1096,9 +1101,14 @@ unsafe fn tile<
                 kk += V::LANES;
             }
         }
-        if const { KS == 1 && !REG && !PA } && csa == 1 {
+        if SL {
             // The path's own loop where it has one (AVX-512 `f32`, 8 and 12 rows, see
-            // `avx512::strided_loop_ps`); the loop below finishes whatever `k` it leaves.
+            // `avx512::strided_loop_ps`); the loop below finishes whatever `k` it leaves. A
+            // separate instantiation (`SL`, full tiles of a row-major `A`): a tile holding
+            // both that call and the generic loop kept its accumulators in memory, storing
+            // them per `k` in the generic loop (the transposed `A` of the small weight
+            // gradients: `B = 1` training 1.2-1.4x slower).
+            debug_assert!(KS == 1 && !REG && !PA && csa == 1);
             kk = V::strided_loop::<R, NV, NVP, PF>(&mut acc[0], a, lda, bpanel, k, pf);
         }
         while kk < kmain {
