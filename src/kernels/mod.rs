@@ -618,13 +618,14 @@ pub unsafe trait Steps<F>: Sync {
 /// nothing), and `steps` must meet the [`Steps`] contract for steps `0..n`.
 pub type StepsFn<S> = unsafe fn(&S, usize, Range<usize>);
 
-/// Selects [`StepsFn`] of `isa` for steps of `rows` rows: done once per public call, as
-/// [`select`]. On AVX-512 in `f32`, steps of at least [`STEP_TALL_MIN_ROWS`] rows run the
-/// 12-row tiles of the hoisted products, fewer the 8-row ones (see [`select_step_kernel`]).
-pub fn select_steps<F: Float, S: Steps<F>>(isa: Isa, rows: usize) -> StepsFn<S> {
+/// Selects [`StepsFn`] of `isa` for steps of `rows` rows of `A` `lda` apart: done once per
+/// public call, as [`select`]. On AVX-512 in `f32` on Intel's CPUs, steps of at least
+/// [`STEP_TALL_MIN_ROWS`] rows run the 12-row tiles of the hoisted products, else the 8-row
+/// ones (see [`select_step_kernel`]).
+pub fn select_steps<F: Float, S: Steps<F>>(isa: Isa, rows: usize, lda: usize) -> StepsFn<S> {
     match isa {
         #[cfg(target_arch = "x86_64")]
-        Isa::Avx512 if step_tall::<F>(rows) => avx512::steps_tall::<F, S>,
+        Isa::Avx512 if step_tall::<F>(rows, lda) => avx512::steps_tall::<F, S>,
         #[cfg(target_arch = "x86_64")]
         Isa::Avx512 => avx512::steps::<F, S>,
         #[cfg(target_arch = "x86_64")]
@@ -637,10 +638,14 @@ pub fn select_steps<F: Float, S: Steps<F>>(isa: Isa, rows: usize) -> StepsFn<S> 
 /// [`select_steps`]'s choice for the same `rows`, so that any thread count computes every
 /// element with the same tiles (a 2-row remainder tile sums `K` in two partial sums, a taller
 /// one in one: the split of `B` into tiles decides the bits).
-pub fn select_step_kernel<F: Float, E: Epilogue<F>>(isa: Isa, rows: usize) -> KernelFn<F, E> {
+pub fn select_step_kernel<F: Float, E: Epilogue<F>>(
+    isa: Isa,
+    rows: usize,
+    lda: usize,
+) -> KernelFn<F, E> {
     match isa {
         #[cfg(target_arch = "x86_64")]
-        Isa::Avx512 if step_tall::<F>(rows) => avx512::gemm_tall::<F, E>,
+        Isa::Avx512 if step_tall::<F>(rows, lda) => avx512::gemm_tall::<F, E>,
         _ => select::<F, E>(isa),
     }
 }
@@ -652,12 +657,18 @@ pub fn select_step_kernel<F: Float, E: Epilogue<F>>(isa: Isa, rows: usize) -> Ke
 /// 606.4-608.8; rnn_h512_b64_t50 infer 15.78-15.96 / 15.51-15.53; rnn_h512_b32_t50 infer
 /// 7.91-7.92 / 7.70-7.73, train 25.1-25.6 / 24.6-24.8; rnn_h512_b24_t50 infer 5.92-5.94 /
 /// 5.71-5.74. At `B = 16` (a 12-row and a 4-row tile) they lost: rnn_h1760_b16_t50 infer
-/// 50.7-51.1 / 56.7-56.8 ms. `f64` keeps 8 rows (not measured).
+/// 50.7-51.1 / 56.7-56.8 ms. `f64` keeps 8 rows (not measured). AMD's CPUs keep 8 rows too:
+/// on Zen 4 a scratch build with 12 was no faster (`rnn_h512_b64_t50` infer 32.34 against
+/// 31.81 ms, README), and rows a multiple of 4 KiB apart keep 8 rows everywhere (see
+/// `gemm_ops_tuned` on the L1's sets).
 pub const STEP_TALL_MIN_ROWS: usize = 24;
 
-/// Whether steps of `rows` rows in `F` run the tall tiles on AVX-512.
-fn step_tall<F: Float>(rows: usize) -> bool {
-    size_of::<F>() == 4 && rows >= STEP_TALL_MIN_ROWS
+/// Whether steps of `rows` rows of `F`, `lda` apart, run the tall tiles on AVX-512.
+fn step_tall<F: Float>(rows: usize, lda: usize) -> bool {
+    size_of::<F>() == 4
+        && rows >= STEP_TALL_MIN_ROWS
+        && !(lda * size_of::<F>()).is_multiple_of(L1_ALIAS_BYTES)
+        && crate::isa::vendor_is_intel()
 }
 
 /// Selects the packed GEMM of `isa` for the hoisted products ([`gemm_packed`]): as [`select`]
@@ -666,7 +677,8 @@ fn step_tall<F: Float>(rows: usize) -> bool {
 /// rounds each, best GFLOP/s; reproduce with `avx512::MR_TALL = 8` and the `kernel_speed`
 /// probe, see `gemm_packed`) 8 against 12 rows, 96-row chunks: 3200x1760x1760 150-154 /
 /// 154-156, 800x1760x1760 146 / 153-157, 1760x3200x1760 145-149 / 144-158, K = 512 products
-/// within 1 %. The time loop keeps 8 rows (`B = 16` would run a 12-row and a 4-row tile).
+/// within 1 %. The time loop keeps 8 rows below [`STEP_TALL_MIN_ROWS`] (`B = 16` would run
+/// a 12-row and a 4-row tile) and on AMD's CPUs.
 pub fn select_tall<F: Float>(isa: Isa) -> KernelFn<F, Store<F>> {
     match isa {
         #[cfg(target_arch = "x86_64")]

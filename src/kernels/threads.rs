@@ -180,15 +180,21 @@ impl StepLoop {
         n: usize,
         panels: usize,
     ) {
-        // Every step has the same rows (the `Steps` contract's shape); step 0's say how many.
-        let rows = if n > 0 { steps.step(0).0.m } else { 0 };
+        // Every step has the same rows (the `Steps` contract's shape); step 0's say how many,
+        // and how far apart.
+        let (rows, lda) = if n > 0 {
+            let ops = steps.step(0).0;
+            (ops.m, ops.lda)
+        } else {
+            (0, 0)
+        };
         if self.threads <= 1 {
-            let f = super::select_steps::<F, S>(isa, rows);
+            let f = super::select_steps::<F, S>(isa, rows, lda);
             // SAFETY: `isa` is supported and `steps` meets its contract (this function's
             // contract); the loop runs on this thread only.
             denormals_flushed(|| unsafe { f(steps, n, 0..panels) });
         } else {
-            let kernel = super::select_step_kernel::<F, S::Epi>(isa, rows);
+            let kernel = super::select_step_kernel::<F, S::Epi>(isa, rows, lda);
             self.run(n, panels, |s, range| {
                 let (ops, epi) = steps.step(s);
                 // SAFETY: `isa` is supported (this function's contract); `run` starts step
