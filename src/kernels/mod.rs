@@ -623,6 +623,8 @@ pub type StepsFn<S> = unsafe fn(&S, usize, Range<usize>);
 /// [`STEP_TALL_MIN_ROWS`] rows run the 12-row tiles of the hoisted products, else the 8-row
 /// ones (see [`select_step_kernel`]).
 pub fn select_steps<F: Float, S: Steps<F>>(isa: Isa, rows: usize, lda: usize) -> StepsFn<S> {
+    #[cfg(not(target_arch = "x86_64"))]
+    let _ = (rows, lda);
     match isa {
         #[cfg(target_arch = "x86_64")]
         Isa::Avx512 if step_tall::<F>(rows, lda) => avx512::steps_tall::<F, S>,
@@ -643,6 +645,8 @@ pub fn select_step_kernel<F: Float, E: Epilogue<F>>(
     rows: usize,
     lda: usize,
 ) -> KernelFn<F, E> {
+    #[cfg(not(target_arch = "x86_64"))]
+    let _ = (rows, lda);
     match isa {
         #[cfg(target_arch = "x86_64")]
         Isa::Avx512 if step_tall::<F>(rows, lda) => avx512::gemm_tall::<F, E>,
@@ -661,9 +665,11 @@ pub fn select_step_kernel<F: Float, E: Epilogue<F>>(
 /// on Zen 4 a scratch build with 12 was no faster (`rnn_h512_b64_t50` infer 32.34 against
 /// 31.81 ms, README), and rows a multiple of 4 KiB apart keep 8 rows everywhere (see
 /// `gemm_ops_tuned` on the L1's sets).
+#[cfg_attr(not(target_arch = "x86_64"), allow(dead_code))]
 pub const STEP_TALL_MIN_ROWS: usize = 24;
 
 /// Whether steps of `rows` rows of `F`, `lda` apart, run the tall tiles on AVX-512.
+#[cfg_attr(not(target_arch = "x86_64"), allow(dead_code))]
 fn step_tall<F: Float>(rows: usize, lda: usize) -> bool {
     size_of::<F>() == 4
         && rows >= STEP_TALL_MIN_ROWS
