@@ -5,7 +5,7 @@
 use std::arch::x86_64::*;
 use std::ops::Range;
 
-use super::{Epilogue, Operands, Simd, Steps, gemm_body};
+use super::{Epilogue, Operands, Simd, Steps, gemm_body, steps_body};
 use crate::float::Float;
 use crate::vecmath::avx2::{tanh_avx2_pd, tanh_avx2_ps};
 
@@ -33,13 +33,8 @@ pub unsafe fn gemm<F: Float, E: Epilogue<F>>(ops: &Operands<F>, epi: &E, panels:
 /// The CPU must support avx2 and fma, plus the contract of [`super::Steps`].
 #[target_feature(enable = "avx2,fma")]
 pub unsafe fn steps<F: Float, S: Steps<F>>(steps: &S, n: usize, panels: Range<usize>) {
-    for s in 0..n {
-        let (ops, epi) = steps.step(s);
-        // SAFETY: the features are enabled here; step `s`'s operands and epilogue meet the
-        // kernel's memory contract once steps `0..s` have returned (the `Steps` contract),
-        // which program order guarantees on this one thread.
-        unsafe { gemm_body::<F::V256, S::Epi, MR, NV, 0, false>(&ops, &epi, panels.clone()) }
-    }
+    // SAFETY: the features are enabled here; the `Steps` contract is the caller's.
+    unsafe { steps_body::<F::V256, S, MR, NV, 0>(steps, n, panels) }
 }
 
 /// 8 `f32` lanes.

@@ -13,7 +13,7 @@
 use std::arch::x86_64::*;
 use std::ops::Range;
 
-use super::{Epilogue, Operands, Simd, Steps, gemm_body};
+use super::{Epilogue, Operands, Simd, Steps, gemm_body, steps_body};
 use crate::float::Float;
 use crate::vecmath::avx512::{tanh_avx512_pd, tanh_avx512_ps};
 
@@ -22,7 +22,7 @@ pub const NV: usize = 2;
 /// Vectors of the one-row tile over two panels (see `gemm_body`): 16 accumulators.
 const NW: usize = 2 * NV;
 /// Rows per register tile.
-const MR: usize = 8;
+pub(crate) const MR: usize = 8;
 /// Rows per register tile of the hoisted products ([`gemm_tall`]).
 pub(crate) const MR_TALL: usize = 12;
 
@@ -54,34 +54,20 @@ pub unsafe fn gemm_tall<F: Float, E: Epilogue<F>>(
     unsafe { gemm_body::<F::V512, E, MR_TALL, NV, NW, true>(ops, epi, panels) }
 }
 
-/// Steps `0..n` of `steps` over `panels`, in order, in this one call (see [`super::StepsFn`]).
+/// Steps `0..n` of `steps` over `panels`, in order, in this one call (see [`super::StepsFn`]),
+/// in tiles of `R` rows: [`MR`], or [`MR_TALL`] as [`gemm_tall`] (see [`super::select_steps`]).
 ///
 /// # Safety
 ///
 /// The CPU must support avx512f, avx2 and fma, plus the contract of [`super::Steps`].
 #[target_feature(enable = "avx512f,avx2,fma")]
-pub unsafe fn steps<F: Float, S: Steps<F>>(steps: &S, n: usize, panels: Range<usize>) {
-    for s in 0..n {
-        let (ops, epi) = steps.step(s);
-        // SAFETY: the features are enabled here; step `s`'s operands and epilogue meet the
-        // kernel's memory contract once steps `0..s` have returned (the `Steps` contract),
-        // which program order guarantees on this one thread.
-        unsafe { gemm_body::<F::V512, S::Epi, MR, NV, NW, false>(&ops, &epi, panels.clone()) }
-    }
-}
-
-/// [`steps`] with the 12-row tiles of [`gemm_tall`] (see [`super::select_steps`]).
-///
-/// # Safety
-///
-/// As [`steps`].
-#[target_feature(enable = "avx512f,avx2,fma")]
-pub unsafe fn steps_tall<F: Float, S: Steps<F>>(steps: &S, n: usize, panels: Range<usize>) {
-    for s in 0..n {
-        let (ops, epi) = steps.step(s);
-        // SAFETY: as in `steps`.
-        unsafe { gemm_body::<F::V512, S::Epi, MR_TALL, NV, NW, false>(&ops, &epi, panels.clone()) }
-    }
+pub unsafe fn steps<F: Float, S: Steps<F>, const R: usize>(
+    steps: &S,
+    n: usize,
+    panels: Range<usize>,
+) {
+    // SAFETY: the features are enabled here; the `Steps` contract is the caller's.
+    unsafe { steps_body::<F::V512, S, R, NV, NW>(steps, n, panels) }
 }
 
 /// 16 `f32` lanes.

@@ -618,6 +618,31 @@ pub unsafe trait Steps<F>: Sync {
 /// nothing), and `steps` must meet the [`Steps`] contract for steps `0..n`.
 pub type StepsFn<S> = unsafe fn(&S, usize, Range<usize>);
 
+/// The body of every path's [`StepsFn`]: steps `0..n` of `steps` over `panels`, in order, on
+/// this thread, each through [`gemm_body`] with `MR`-row tiles.
+///
+/// # Safety
+///
+/// `V`'s features must be enabled in the caller, and `steps` must meet the [`Steps`] contract
+/// for steps `0..n`.
+#[inline(always)]
+pub(crate) unsafe fn steps_body<V, S, const MR: usize, const NV: usize, const NW: usize>(
+    steps: &S,
+    n: usize,
+    panels: Range<usize>,
+) where
+    V: Simd,
+    S: Steps<V::Elem>,
+{
+    for s in 0..n {
+        let (ops, epi) = steps.step(s);
+        // SAFETY: `V`'s features are the caller's contract; step `s`'s operands and epilogue
+        // meet the kernel's memory contract once steps `0..s` have returned (the `Steps`
+        // contract), which program order guarantees on this one thread.
+        unsafe { gemm_body::<V, S::Epi, MR, NV, NW, false>(&ops, &epi, panels.clone()) }
+    }
+}
+
 /// Selects [`StepsFn`] of `isa` for steps of `rows` rows of `A` `lda` apart: done once per
 /// public call, as [`select`]. On AVX-512 in `f32` on Intel's CPUs, steps of at least
 /// [`STEP_TALL_MIN_ROWS`] rows run the 12-row tiles of the hoisted products, else the 8-row
@@ -627,9 +652,9 @@ pub fn select_steps<F: Float, S: Steps<F>>(isa: Isa, rows: usize, lda: usize) ->
     let _ = (rows, lda);
     match isa {
         #[cfg(target_arch = "x86_64")]
-        Isa::Avx512 if step_tall::<F>(rows, lda) => avx512::steps_tall::<F, S>,
+        Isa::Avx512 if step_tall::<F>(rows, lda) => avx512::steps::<F, S, { avx512::MR_TALL }>,
         #[cfg(target_arch = "x86_64")]
-        Isa::Avx512 => avx512::steps::<F, S>,
+        Isa::Avx512 => avx512::steps::<F, S, { avx512::MR }>,
         #[cfg(target_arch = "x86_64")]
         Isa::Avx2Fma => avx2::steps::<F, S>,
         _ => portable::steps::<F, S>,

@@ -5,7 +5,7 @@
 
 use std::ops::Range;
 
-use super::{Epilogue, Operands, Simd, Steps, gemm_body};
+use super::{Epilogue, Operands, Simd, Steps, gemm_body, steps_body};
 use crate::float::Float;
 use crate::vecmath::{tanh_scalar_f32, tanh_scalar_f64};
 
@@ -32,13 +32,8 @@ pub unsafe fn gemm<F: Float, E: Epilogue<F>>(ops: &Operands<F>, epi: &E, panels:
 ///
 /// The contract of [`super::Steps`] (no CPU feature is needed).
 pub unsafe fn steps<F: Float, S: Steps<F>>(steps: &S, n: usize, panels: Range<usize>) {
-    for s in 0..n {
-        let (ops, epi) = steps.step(s);
-        // SAFETY: the features are enabled here; step `s`'s operands and epilogue meet the
-        // kernel's memory contract once steps `0..s` have returned (the `Steps` contract),
-        // which program order guarantees on this one thread.
-        unsafe { gemm_body::<F::VPort, S::Epi, MR, NV, 0, false>(&ops, &epi, panels.clone()) }
-    }
+    // SAFETY: this path needs no CPU feature; the `Steps` contract is the caller's.
+    unsafe { steps_body::<F::VPort, S, MR, NV, 0>(steps, n, panels) }
 }
 
 /// 8 lanes of `F` in an array.
