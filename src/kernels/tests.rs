@@ -973,24 +973,21 @@ fn dw_speed() {
             let mut a_buf = vec![0f32; packed_a_len(isa, rows, h)];
             let mut sums = vec![0f32; h];
             let mut c = vec![0f32; h * h];
-            let mut best = [f64::MAX; 2];
-            for _ in 0..7 {
-                for (way, best) in best.iter_mut().enumerate() {
-                    let t = std::time::Instant::now();
-                    if way == 0 {
-                        let g = |r: usize| &da[r * h..][..h];
-                        let ap = pack_a_into(isa, rows, h, g, &mut a_buf, Some(&mut sums));
-                        for _ in 0..2 {
-                            gemm_packed_a(isa, ap, 0, xp, &mut c, h, Addend::C);
-                        }
-                    } else {
-                        for _ in 0..2 {
-                            gemm_packed(isa, &da, (1, h), h, xp, &mut c, h, Addend::C);
-                        }
+            let best = best_of_rounds(7, &[true, false], |&packed| {
+                let t = std::time::Instant::now();
+                if packed {
+                    let g = |r: usize| &da[r * h..][..h];
+                    let ap = pack_a_into(isa, rows, h, g, &mut a_buf, Some(&mut sums));
+                    for _ in 0..2 {
+                        gemm_packed_a(isa, ap, 0, xp, &mut c, h, Addend::C);
                     }
-                    *best = best.min(t.elapsed().as_secs_f64());
+                } else {
+                    for _ in 0..2 {
+                        gemm_packed(isa, &da, (1, h), h, xp, &mut c, h, Addend::C);
+                    }
                 }
-            }
+                t.elapsed().as_secs_f64()
+            });
             let f = 4.0 * (rows * h * h) as f64 * 1e-9;
             println!(
                 "dW {h}x{rows}x{h} x2: packed A {:.3} ms ({:.1} GF/s), strided {:.3} ms ({:.1})",
@@ -1022,21 +1019,18 @@ fn kc_speed() {
             let ap = pack_a_into(isa, rows, h, |r| &da[r * h..][..h], &mut a_buf, None);
             let mut c = vec![0f32; h * h];
             let kcs = [rows, rows.div_ceil(2), 1067, 768, 512, 384, 256];
-            let mut best = vec![f64::MAX; kcs.len()];
-            for _ in 0..9 {
-                for (&kc, best) in kcs.iter().zip(&mut best) {
-                    let t = std::time::Instant::now();
-                    for _ in 0..3 {
-                        let ops = Operands::panels(ap, 0, xp);
-                        let tuning = Tuning {
-                            kc_max_packed: kc,
-                            ..tuning()
-                        };
-                        gemm_ops_tuned(isa, ops, &mut c, h, Addend::C, tuning);
-                    }
-                    *best = best.min(t.elapsed().as_secs_f64() / 3.0);
+            let best = best_of_rounds(9, &kcs, |&kc| {
+                let tuning = Tuning {
+                    kc_max_packed: kc,
+                    ..tuning()
+                };
+                let t = std::time::Instant::now();
+                for _ in 0..3 {
+                    let ops = Operands::panels(ap, 0, xp);
+                    gemm_ops_tuned(isa, ops, &mut c, h, Addend::C, tuning);
                 }
-            }
+                t.elapsed().as_secs_f64() / 3.0
+            });
             for (kc, best) in kcs.iter().zip(&best) {
                 let gf = 2.0 * (rows * h * h) as f64 / best * 1e-9;
                 println!(
@@ -1046,6 +1040,18 @@ fn kc_speed() {
             }
         }
     });
+}
+
+/// The probes' timing scheme: `rounds` rounds, each timing every variant once in turn (so a
+/// slow phase of a shared host falls on all of them), and the fastest time of each.
+fn best_of_rounds<T>(rounds: usize, variants: &[T], mut time: impl FnMut(&T) -> f64) -> Vec<f64> {
+    let mut best = vec![f64::MAX; variants.len()];
+    for _ in 0..rounds {
+        for (v, best) in variants.iter().zip(&mut best) {
+            *best = best.min(time(v));
+        }
+    }
+    best
 }
 
 /// Seconds per `gemm_ops_tuned` call, `C = A B` with `A` strided (`m` rows `lda` apart) and
@@ -1089,13 +1095,10 @@ fn ahead_speed() {
             let bp = PackedB::new(isa, k, n, |_, _| 0.25f32);
             let mut c = vec![0f32; m * n];
             let reps = (1e9 / (2 * m * k * n) as f64).max(3.0) as usize;
-            let mut best = [f64::MAX; 2];
-            for _ in 0..7 {
-                for (ahead, best) in [false, true].into_iter().zip(&mut best) {
-                    let tuning = Tuning { ahead, ..tuning() };
-                    *best = best.min(time_strided(isa, &a, k, m, &bp, &mut c, tuning, reps));
-                }
-            }
+            let best = best_of_rounds(7, &[false, true], |&ahead| {
+                let tuning = Tuning { ahead, ..tuning() };
+                time_strided(isa, &a, k, m, &bp, &mut c, tuning, reps)
+            });
             let gf = |t: f64| 2.0 * (m * k * n) as f64 / t * 1e-9;
             println!(
                 "{m}x{k}x{n}: without {:.1} GFLOP/s, with {:.1}",
@@ -1130,17 +1133,13 @@ fn alias_speed() {
                 let reps = (3e8 / (2 * m * k * n) as f64).max(3.0) as usize;
                 // (lda, alias_narrow): tall, narrow, tall on padded rows.
                 let runs = [(k, false), (k, true), (lda_pad, false)];
-                let mut best = [f64::MAX; 3];
-                for _ in 0..9 {
-                    for (&(lda, alias_narrow), best) in runs.iter().zip(&mut best) {
-                        let tuning = Tuning {
-                            alias_narrow,
-                            ..tuning()
-                        };
-                        let t = time_strided(isa, &a, lda, m, &bp, &mut c, tuning, reps);
-                        *best = best.min(t);
-                    }
-                }
+                let best = best_of_rounds(9, &runs, |&(lda, alias_narrow)| {
+                    let tuning = Tuning {
+                        alias_narrow,
+                        ..tuning()
+                    };
+                    time_strided(isa, &a, lda, m, &bp, &mut c, tuning, reps)
+                });
                 let gf = |t: f64| 2.0 * (m * k * n) as f64 / t * 1e-9;
                 println!(
                     "{threads} thread(s) {m}x{k}x{n}: tall {:.1} GFLOP/s, select kernel {:.1}, \
@@ -1172,16 +1171,13 @@ fn kc_strided_speed() {
             let bp = PackedB::new(isa, k, n, |_, _| 0.25f32);
             let mut c = vec![0f32; m * n];
             let kcs = [4096usize, 1067, 880, 600, 256];
-            let mut best = vec![f64::MAX; kcs.len()];
-            for _ in 0..7 {
-                for (&kc, best) in kcs.iter().zip(&mut best) {
-                    let tuning = Tuning {
-                        kc_max: kc,
-                        ..tuning()
-                    };
-                    *best = best.min(time_strided(isa, &a, k, m, &bp, &mut c, tuning, 2));
-                }
-            }
+            let best = best_of_rounds(7, &kcs, |&kc| {
+                let tuning = Tuning {
+                    kc_max: kc,
+                    ..tuning()
+                };
+                time_strided(isa, &a, k, m, &bp, &mut c, tuning, 2)
+            });
             for (kc, best) in kcs.iter().zip(&best) {
                 let gf = 2.0 * (m * k * n) as f64 / best * 1e-9;
                 println!("{m}x{k}x{n}, K blocks of <= {kc}: {gf:.1} GFLOP/s");
