@@ -148,6 +148,21 @@ impl<F: Float, const TANH: bool> Epilogue<F> for FwdStep<'_, F, TANH> {
         mode_of(self.lengths, self.t, r)
     }
 
+    /// The step's projection rows, read and overwritten by `apply` after the tile's product:
+    /// written by the input GEMM long before (`T * B * H` elements: in L3 or memory when
+    /// large), so without the fetch each tile ended in a wait for its rows' lines. A scratch
+    /// build timing each phase of `forward` and `backward` (1 thread, training; the time loop
+    /// over the input projection, whose code is unchanged, 2-3 runs each, Intel Xeon host),
+    /// without / with: `rnn_h512_b64_t50` 1.069-1.083 / 1.034-1.040, `rnn_h1760_b16_t50`
+    /// 1.165-1.167 / 1.112-1.123, `rnn_h1760_b64_t50` 1.023-1.039 / 1.019-1.024,
+    /// `rnn_h512_b16_t50` 1.108-1.110 / 1.108-1.125. The backward step fetching `h`,
+    /// `grad_output` and `dA`'s rows the same way was no faster (its loop over the projection
+    /// 1.127-1.143 / 1.132-1.164), so it fetches nothing.
+    #[inline(always)]
+    fn fetch(&self, r0: usize, rows: usize, c0: usize, ncols: usize) {
+        fetch_rows(self.c.cast_const(), self.ld, r0, rows, c0, ncols);
+    }
+
     #[inline(always)]
     unsafe fn apply<V: Simd<Elem = F>>(
         &self,
@@ -274,5 +289,24 @@ impl<F: Float, const TANH: bool> Epilogue<F> for BwdStep<'_, F, TANH> {
                 v.store_part(p, lanes)
             }
         }
+    }
+}
+
+/// Fetches the lines of rows `r0..r0 + rows`, columns `c0..c0 + ncols`, of a `[_, ld]` tensor
+/// at `base` (hints: addresses are only computed, never read): one per line's worth of
+/// elements from the row's first, and its last (a row that does not start a line ends in one
+/// more).
+#[inline(always)]
+fn fetch_rows<F>(base: *const F, ld: usize, r0: usize, rows: usize, c0: usize, ncols: usize) {
+    if ncols == 0 {
+        return;
+    }
+    let line = super::PREFETCH_LINE / size_of::<F>();
+    for r in r0..r0 + rows {
+        let row = base.wrapping_add(r * ld + c0);
+        for c in (0..ncols).step_by(line) {
+            super::prefetch(row.wrapping_add(c));
+        }
+        super::prefetch(row.wrapping_add(ncols - 1));
     }
 }

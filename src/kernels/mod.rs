@@ -168,6 +168,13 @@ pub trait Epilogue<F>: Sync {
         acc: V,
         lanes: usize,
     );
+    /// Asks for the lines that [`Epilogue::apply`] will read for rows `r0..r0 + rows`,
+    /// columns `c0..c0 + ncols`, to be fetched (hints: nothing is read), at the start of a
+    /// tile whose product hides the wait.
+    #[inline(always)]
+    fn fetch(&self, r0: usize, rows: usize, c0: usize, ncols: usize) {
+        let _ = (r0, rows, c0, ncols);
+    }
 }
 
 /// `B [K, n]` packed into zero-padded column panels of `nr` for one path and element type.
@@ -1045,6 +1052,11 @@ type TileArgs<'a, F, E> = (
 /// Contraction length from which the one-row tile broadcasts `A` in registers (see `tile`).
 const REG_SPLAT_MIN_K: usize = 128;
 
+/// Contraction length from which a tile of 8 or more rows fetches its epilogue's operands
+/// first (see [`Epilogue::fetch`]; measured at `H = 512` and `1760`, not below): shorter tiles
+/// leave the fetch no time to arrive before their epilogue.
+const EPI_FETCH_MIN_K: usize = 128;
+
 /// Bytes per prefetched line.
 const PREFETCH_LINE: usize = 64;
 /// Packed B (bytes) from which the GEMM fetches panels ahead (the L2 of one core here).
@@ -1053,7 +1065,7 @@ const PREFETCH_MIN_B: usize = 1 << 20;
 /// Asks for the cache line holding `p` to be brought into the cache (L2 and up on x86_64):
 /// a hint, never a memory access, so any address is allowed.
 #[inline(always)]
-fn prefetch<F>(p: *const F) {
+pub(crate) fn prefetch<F>(p: *const F) {
     #[cfg(all(target_arch = "x86_64", not(miri)))]
     // SAFETY: `prefetcht1` (SSE, part of the x86_64 baseline) never faults and reads nothing
     // architecturally visible, whatever the address.
@@ -1107,6 +1119,9 @@ unsafe fn tile<
     } else {
         (lda, csa)
     };
+    if const { R >= 8 } && k >= EPI_FETCH_MIN_K {
+        epi.fetch(r0, R, c0, ncols);
+    }
     // SAFETY: V's features are the caller's contract; all loads below are inside A's rows
     // `0..R` and columns `0..k` and inside the panel's `k * nr` elements.
     unsafe {
