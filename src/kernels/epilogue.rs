@@ -151,13 +151,15 @@ impl<F: Float, const TANH: bool> Epilogue<F> for FwdStep<'_, F, TANH> {
     /// The step's projection rows, read and overwritten by `apply` after the tile's product:
     /// written by the input GEMM long before (`T * B * H` elements: in L3 or memory when
     /// large), so without the fetch each tile ended in a wait for its rows' lines. A scratch
-    /// build timing each phase of `forward` and `backward` (1 thread, training; the time loop
-    /// over the input projection, whose code is unchanged, 2-3 runs each, Intel Xeon host),
-    /// without / with: `rnn_h512_b64_t50` 1.069-1.083 / 1.034-1.040, `rnn_h1760_b16_t50`
+    /// build timing each phase of `forward` and `backward` (`Instant::now()` around each,
+    /// means printed every few calls; run as `bench_table --threads 1 --modes train
+    /// --target-s 2 WORKLOAD` under `taskset -c 0`, 2-3 runs each, Intel Xeon host), the
+    /// time of the forward loop over that of the input projection (code unchanged, so the
+    /// host's drift cancels), without / with: `rnn_h512_b64_t50` 1.069-1.083 / 1.034-1.040, `rnn_h1760_b16_t50`
     /// 1.165-1.167 / 1.112-1.123, `rnn_h1760_b64_t50` 1.023-1.039 / 1.019-1.024,
     /// `rnn_h512_b16_t50` 1.108-1.110 / 1.108-1.125. The backward step fetching `h`,
-    /// `grad_output` and `dA`'s rows the same way was no faster (its loop over the projection
-    /// 1.127-1.143 / 1.132-1.164), so it fetches nothing.
+    /// `grad_output` and `dA`'s rows the same way was no faster (its loop over the projection,
+    /// `rnn_h512_b64_t50`, 1.127-1.143 / 1.132-1.164), so it fetches nothing.
     #[inline(always)]
     fn fetch(&self, r0: usize, rows: usize, c0: usize, ncols: usize) {
         fetch_rows(self.c.cast_const(), self.ld, r0, rows, c0, ncols);

@@ -1065,7 +1065,7 @@ const PREFETCH_MIN_B: usize = 1 << 20;
 /// Asks for the cache line holding `p` to be brought into the cache (L2 and up on x86_64):
 /// a hint, never a memory access, so any address is allowed.
 #[inline(always)]
-pub(crate) fn prefetch<F>(p: *const F) {
+fn prefetch<F>(p: *const F) {
     #[cfg(all(target_arch = "x86_64", not(miri)))]
     // SAFETY: `prefetcht1` (SSE, part of the x86_64 baseline) never faults and reads nothing
     // architecturally visible, whatever the address.
