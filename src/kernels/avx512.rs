@@ -66,8 +66,14 @@ pub unsafe fn steps<F: Float, S: Steps<F>, const R: usize>(
     n: usize,
     panels: Range<usize>,
 ) {
+    // The kernel of the same tiles as `R` for step 0 (see `super::select_step_kernel`).
+    let first: super::KernelFn<F, S::Epi> = if const { R == MR_TALL } {
+        gemm_tall::<F, S::Epi>
+    } else {
+        gemm::<F, S::Epi>
+    };
     // SAFETY: the features are enabled here; the `Steps` contract is the caller's.
-    unsafe { steps_body::<F::V512, S, R, NV, NW>(steps, n, panels) }
+    unsafe { steps_body::<F::V512, S, R, NV, NW>(steps, n, panels, first) }
 }
 
 /// 16 `f32` lanes.

@@ -629,7 +629,8 @@ pub unsafe trait Steps<F>: Sync {
 pub type StepsFn<S> = unsafe fn(&S, usize, Range<usize>);
 
 /// The body of every path's [`StepsFn`]: steps `0..n` of `steps` over `panels`, in order, on
-/// this thread, each through [`gemm_body`] with `MR`-row tiles.
+/// this thread, each through [`gemm_body`] with `MR`-row tiles (step 0 through `first_step`,
+/// the path's [`KernelFn`] with the same tiles).
 ///
 /// # Safety
 ///
@@ -640,6 +641,7 @@ pub(crate) unsafe fn steps_body<V, S, const MR: usize, const NV: usize, const NW
     steps: &S,
     n: usize,
     panels: Range<usize>,
+    first_step: KernelFn<V::Elem, S::Epi>,
 ) where
     V: Simd,
     S: Steps<V::Elem>,
@@ -647,11 +649,17 @@ pub(crate) unsafe fn steps_body<V, S, const MR: usize, const NV: usize, const NW
     if n == 0 {
         return;
     }
+    // Step 0 (whose operands may differ from the others') through the path's kernel function
+    // for steps shared by threads: the same tiles, so the same bits (see
+    // `select_step_kernel`), without a second inlined copy of the kernel body in this function
+    // (that copy made every build of the crate, tests and fuzz targets included, 20-45 %
+    // slower to compile).
     let (first, epi) = steps.step(0);
-    // SAFETY: `V`'s features are the caller's contract; step `s`'s operands and epilogue
-    // meet the kernel's memory contract once steps `0..s` have returned (the `Steps`
-    // contract), which program order guarantees on this one thread. (The same below.)
-    unsafe { gemm_body::<V, S::Epi, MR, NV, NW, false>(&first, &epi, panels.clone()) }
+    // SAFETY: `V`'s features are the caller's contract and `first_step` needs no more (the
+    // caller's); step `s`'s operands and epilogue meet the kernel's memory contract once steps
+    // `0..s` have returned (the `Steps` contract), which program order guarantees on this one
+    // thread. (The same below.)
+    unsafe { first_step(&first, &epi, panels.clone()) }
     if n == 1 {
         return;
     }
