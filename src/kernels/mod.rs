@@ -655,8 +655,8 @@ pub(crate) unsafe fn steps_body<V, S, const MR: usize, const NV: usize, const NW
     // (that copy made every build of the crate, tests and fuzz targets included, 20-45 %
     // slower to compile).
     let (first, epi) = steps.step(0);
-    // SAFETY: `V`'s features are the caller's contract and `first_step` needs no more (the
-    // caller's); step `s`'s operands and epilogue meet the kernel's memory contract once steps
+    // SAFETY: `V`'s features are the caller's contract, and `first_step` is the kernel of the
+    // same path (the caller's), needing no others; step `s`'s operands and epilogue meet the kernel's memory contract once steps
     // `0..s` have returned (the `Steps` contract), which program order guarantees on this one
     // thread. (The same below.)
     unsafe { first_step(&first, &epi, panels.clone()) }
@@ -668,7 +668,8 @@ pub(crate) unsafe fn steps_body<V, S, const MR: usize, const NV: usize, const NW
     // (panel addresses, tile choices, masks) is not recomputed and spilled every step, as it
     // was when each step's operands came from `steps` (which the kernel's stores might alias,
     // for all the compiler knows). `bench_table` (1 thread, Intel Xeon host, the two builds
-    // alternated, 4 rounds, ratio of the medians, hoisted / per step): rnn_h64_b1_t96 infer
+    // alternated, 4 rounds, ratio of the medians, hoisted / per step; step 0 then inlined
+    // too, the figures with the kernel function for it are in README): rnn_h64_b1_t96 infer
     // 0.965, train 0.980; rnn_h128_b1_t150 infer 0.941, train 1.006; rnn_h32_b1_t672 train
     // 0.970, infer 1.004; rnn_h256_b1_t150, rnn_h512_b64_t20, rnn_h1760_b16_t10 0.98-1.02.
     // With the loop nearly all the time (relu, `I = 1`, scratch build switching at run time,
