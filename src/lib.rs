@@ -25,6 +25,11 @@
 //!
 //! Layouts and where gradients go are documented in [`rnn`] and [`output`]. Every public
 //! function validates its arguments and returns an [`Error`] naming the one at fault.
+//!
+//! A dependent's debug build compiles the kernels unoptimized, 100-160x slower than release;
+//! `[profile.dev.package.rnn-kernels]` with `opt-level = 3`, `debug-assertions = false`,
+//! `overflow-checks = false` and `codegen-units = 1` in the dependent's `Cargo.toml` gives them
+//! release speed there (figures in the README).
 #![warn(missing_docs)]
 
 pub mod error;
