@@ -164,10 +164,7 @@ impl<F: Float> Rnn<F> {
         } else {
             0
         };
-        let ws = workspace.take(seq_len + hidden + a_len + pack_len);
-        let (d_pre, ws) = ws.split_at_mut(seq_len);
-        let (db, ws) = ws.split_at_mut(hidden);
-        let (a_buf, pack_buf) = ws.split_at_mut(a_len);
+        let [d_pre, db, a_buf, pack_buf] = workspace.take_parts([seq_len, hidden, a_len, pack_len]);
 
         // The sequential sweep: dA_t = (dh_t + dA_(t+1) W_hh) * act'(h_t), fused per step.
         match self.activation {

@@ -98,8 +98,7 @@ impl<F: Float> Rnn<F> {
         })?;
 
         let chunk = (FINAL_CHUNK_ELEMS / state_len).clamp(1, steps);
-        let ws = workspace.take((chunk + 1) * state_len);
-        let (proj, state) = ws.split_at_mut(chunk * state_len);
+        let [proj, state] = workspace.take_parts([chunk * state_len, state_len]);
         let mut t0 = 0;
         while t0 < steps {
             let len = chunk.min(steps - t0);
