@@ -149,7 +149,7 @@ impl StepLoop {
             steps,
             panels,
             next_step: (0..self.threads).map(|_| Padded::default()).collect(),
-            done: Padded::default(),
+            done: (0..self.threads).map(|_| Padded::default()).collect(),
             poisoned: AtomicBool::new(false),
             solo: AtomicUsize::new(NOBODY),
             stall: self.stall,
@@ -220,9 +220,13 @@ struct Chunks {
     /// `next_step[c]`: the first step whose chunk `c` nobody has claimed yet. A chunk is
     /// claimed by moving it from `s` to `s + 1`, so each runs exactly once.
     next_step: Vec<Padded>,
-    /// Chunks completed over all steps: every chunk of the steps before `s` is done once
-    /// this reaches `s * n`.
-    done: Padded,
+    /// `done[c]`: the steps whose chunk `c` is done (chunk `c` of step `s` raises it from `s`
+    /// to `s + 1`; a chunk's steps finish in order, since no step starts before the last
+    /// ended). One line per chunk, each written by whoever ran that chunk and read by the
+    /// rest: at a step's end a waiter reads each other chunk's line once it changes, where a
+    /// single shared counter took a locked increment from every participant and bounced
+    /// between the cores for each.
+    done: Vec<Padded>,
     /// Set when a participant unwinds, so the others stop waiting for its chunk.
     poisoned: AtomicBool,
     /// The participant that runs every step alone from the next on, once one has waited
@@ -255,17 +259,27 @@ impl Chunks {
         })
     }
 
-    /// Runs chunk `c` of step `s` if nobody has claimed it.
+    /// Runs chunk `c` of step `s` if nobody has claimed it. Another participant's claim is
+    /// looked at before it is tried: a locked compare-exchange takes the line from its owner
+    /// even when it fails, and in a healthy loop the owner has claimed its chunk already.
     fn try_run(&self, c: usize, s: usize, step: &(impl Fn(usize, Range<usize>) + Sync)) {
-        let claimed = self.next_step[c]
-            .0
-            .compare_exchange(s, s + 1, Ordering::Relaxed, Ordering::Relaxed)
-            .is_ok();
+        let claim = &self.next_step[c].0;
+        let claimed = claim.load(Ordering::Relaxed) == s
+            && claim
+                .compare_exchange(s, s + 1, Ordering::Relaxed, Ordering::Relaxed)
+                .is_ok();
         if claimed {
             step(s, self.panels * c / self.n..self.panels * (c + 1) / self.n);
-            // Release: this chunk's writes happen before anyone sees it counted.
-            self.done.0.fetch_add(1, Ordering::Release);
+            // Release: this chunk's writes happen before anyone sees it done. Only this
+            // participant writes `done[c]` for step `s` (it holds the claim).
+            self.done[c].0.store(s + 1, Ordering::Release);
         }
+    }
+
+    /// Whether every chunk of step `s` is done (Acquire, pairing with [`Chunks::try_run`]'s
+    /// Release: the chunks' writes are visible after).
+    fn step_done(&self, s: usize) -> bool {
+        self.done.iter().all(|d| d.0.load(Ordering::Acquire) > s)
     }
 
     /// Runs the unclaimed chunks of step `s`, then waits until every chunk of it is done.
@@ -289,14 +303,12 @@ impl Chunks {
         s: usize,
         step: &(impl Fn(usize, Range<usize>) + Sync),
     ) -> bool {
-        let target = (s + 1) * self.n;
         for c in 0..self.n {
             self.try_run(c, s, step);
         }
         let mut spins = 0u32;
         let mut since: Option<Instant> = None;
-        // Acquire pairs with the Release increments: the chunks' writes are visible after.
-        while self.done.0.load(Ordering::Acquire) < target {
+        while !self.step_done(s) {
             if self.poisoned.load(Ordering::Relaxed) {
                 return false;
             }
@@ -312,8 +324,7 @@ impl Chunks {
                 let now = Instant::now();
                 // Looked at again after the clock: if this participant was itself off its
                 // core, the chunk may have finished meanwhile and nobody stalled.
-                if now.duration_since(*since.get_or_insert(now)) > self.stall
-                    && self.done.0.load(Ordering::Acquire) < target
+                if now.duration_since(*since.get_or_insert(now)) > self.stall && !self.step_done(s)
                 {
                     // Its holder is not running (a core taken by another process): the rest
                     // of the loop runs here alone, so the holder's next time off the core
