@@ -28,8 +28,9 @@ use crate::isa::Isa;
 const MIN_FLOPS_PER_THREAD: usize = 1 << 22;
 
 /// Work per step, per thread ([`step_work`]), below which a time loop stays on the calling
-/// thread: the participants meet once per step (a counter and the state's lines cross between
-/// cores, ~0.1-0.2 us here), so a thread's part of a step must take a few times that.
+/// thread: the participants meet once per step (each chunk's done mark and the state's lines
+/// cross between cores, ~0.1-0.2 us here), so a thread's part of a step must take a few times
+/// that.
 const MIN_STEP_WORK_PER_THREAD: usize = 1 << 16;
 
 /// A step's work as the time it takes, in flops: `2 * max(rows, 3) * n * k`. Every step reads
