@@ -3,7 +3,7 @@
 
 mod common;
 
-use common::{Flags, Problem, cast, rel_err, tolerance};
+use common::{Flags, Problem, cast, layer, rel_err, sequences, tolerance};
 use proptest::prelude::*;
 use rnn_kernels::reference::{self, RnnGradients};
 use rnn_kernels::{
@@ -66,27 +66,8 @@ struct Ours<F> {
 }
 
 fn run_ours<F: Float>(p: &Problem, act: Activation, isa: Isa) -> Ours<F> {
-    let (w_ih, w_hh) = (cast::<F>(&p.w_ih), cast::<F>(&p.w_hh));
-    let b_ih = p.b_ih.as_deref().map(cast::<F>);
-    let b_hh = p.b_hh.as_deref().map(cast::<F>);
-    let rnn = Rnn::new(
-        act,
-        dims(p),
-        RnnWeights {
-            w_ih: &w_ih,
-            w_hh: &w_hh,
-            b_ih: b_ih.as_deref(),
-            b_hh: b_hh.as_deref(),
-        },
-    )
-    .unwrap()
-    .with_isa(isa)
-    .unwrap();
-    let seq = Sequences {
-        steps: p.steps,
-        batch: p.batch,
-        lengths: p.lengths.as_deref(),
-    };
+    let rnn = layer::<F>(p, act, isa);
+    let seq = sequences(p);
     let (t, b, i, h) = (p.steps, p.batch, p.input_size, p.hidden_size);
     let input = cast::<F>(&p.input);
     let h0 = p.h0.as_deref().map(cast::<F>);

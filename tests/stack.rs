@@ -9,10 +9,8 @@
 
 mod common;
 
-use common::{Flags, Problem, cast};
-use rnn_kernels::{
-    Activation, Float, Isa, Rnn, RnnDims, RnnGrads, RnnWeights, Sequences, Workspace,
-};
+use common::{Flags, Problem, cast, layer, sequences};
+use rnn_kernels::{Activation, Float, Isa, RnnGrads, Workspace};
 
 /// A quarter of the 2 MiB that Rust's spawned threads, test threads and rayon's workers get by
 /// default.
@@ -20,28 +18,8 @@ const STACK: usize = 512 * 1024;
 
 /// Forward (`output`, `h_n`) and backward (every gradient) of `p` on path `isa`, concatenated.
 fn run<F: Float>(p: &Problem, isa: Isa) -> Vec<F> {
-    let (w_ih, w_hh) = (cast::<F>(&p.w_ih), cast::<F>(&p.w_hh));
-    let b_ih = p.b_ih.as_deref().map(cast::<F>);
-    let b_hh = p.b_hh.as_deref().map(cast::<F>);
-    let dims = RnnDims {
-        input_size: p.input_size,
-        hidden_size: p.hidden_size,
-    };
-    let weights = RnnWeights {
-        w_ih: &w_ih,
-        w_hh: &w_hh,
-        b_ih: b_ih.as_deref(),
-        b_hh: b_hh.as_deref(),
-    };
-    let rnn = Rnn::new(Activation::Tanh, dims, weights)
-        .unwrap()
-        .with_isa(isa)
-        .unwrap();
-    let seq = Sequences {
-        steps: p.steps,
-        batch: p.batch,
-        lengths: p.lengths.as_deref(),
-    };
+    let rnn = layer::<F>(p, Activation::Tanh, isa);
+    let seq = sequences(p);
     let (t, b, i, h) = (p.steps, p.batch, p.input_size, p.hidden_size);
     let input = cast::<F>(&p.input);
     let h0 = p.h0.as_deref().map(cast::<F>);

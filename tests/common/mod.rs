@@ -3,7 +3,7 @@
 
 use rand::rngs::StdRng;
 use rand::{RngExt, SeedableRng};
-use rnn_kernels::Float;
+use rnn_kernels::{Activation, Float, Isa, Rnn, RnnDims, RnnWeights, Sequences};
 
 /// A random problem: parameters and inputs drawn in f32 (so the f64 copy is exact), with the
 /// recurrent weights scaled so that both `||W_hh||_1` and `||W_hh||_inf` are at most 0.9 and
@@ -133,4 +133,31 @@ pub fn rel_err<F: Float>(ours: &[F], reference: &[f64]) -> f64 {
         .map(|(&o, &r)| (o.to_f64() - r).abs())
         .fold(0.0, f64::max)
         / scale
+}
+
+/// The layer of `p`'s weights in precision F on path `isa`.
+pub fn layer<F: Float>(p: &Problem, act: Activation, isa: Isa) -> Rnn<F> {
+    let (w_ih, w_hh) = (cast::<F>(&p.w_ih), cast::<F>(&p.w_hh));
+    let b_ih = p.b_ih.as_deref().map(cast::<F>);
+    let b_hh = p.b_hh.as_deref().map(cast::<F>);
+    let dims = RnnDims {
+        input_size: p.input_size,
+        hidden_size: p.hidden_size,
+    };
+    let weights = RnnWeights {
+        w_ih: &w_ih,
+        w_hh: &w_hh,
+        b_ih: b_ih.as_deref(),
+        b_hh: b_hh.as_deref(),
+    };
+    Rnn::new(act, dims, weights).unwrap().with_isa(isa).unwrap()
+}
+
+/// `p`'s steps, batch and lengths.
+pub fn sequences(p: &Problem) -> Sequences<'_> {
+    Sequences {
+        steps: p.steps,
+        batch: p.batch,
+        lengths: p.lengths.as_deref(),
+    }
 }
