@@ -1016,8 +1016,8 @@ unsafe fn row_blocks<V, E, const MR: usize, const NV: usize, const NVP: usize, c
 /// # Safety
 ///
 /// `ops.m == 1`, and the rest as [`tile`] for that row.
-#[cfg_attr(not(rnn_unoptimized), inline(always))]
-#[cfg_attr(rnn_unoptimized, inline(never))]
+#[cfg_attr(not(any(rnn_unoptimized, fuzzing)), inline(always))]
+#[cfg_attr(any(rnn_unoptimized, fuzzing), inline(never))]
 unsafe fn one_row_product<V, E, const NV: usize, const NVP: usize, const NK: usize>(
     ops: &Operands<V::Elem>,
     epi: &E,
@@ -1054,8 +1054,8 @@ unsafe fn one_row_product<V, E, const NV: usize, const NVP: usize, const NK: usi
 /// # Safety
 ///
 /// As [`tile`] for one row; `csa = 1` when `reg`.
-#[cfg_attr(not(rnn_unoptimized), inline(always))]
-#[cfg_attr(rnn_unoptimized, inline(never))]
+#[cfg_attr(not(any(rnn_unoptimized, fuzzing)), inline(always))]
+#[cfg_attr(any(rnn_unoptimized, fuzzing), inline(never))]
 unsafe fn one_row<V, E, const NV: usize, const NVP: usize, const NK: usize>(
     t: TileArgs<'_, V::Elem, E>,
     reg: bool,
@@ -1126,10 +1126,11 @@ fn prefetch<F>(p: *const F) {
 /// rows `r0..r0 + R` and columns `c0..c0 + ncols` accepted by `epi`, `V`'s features present;
 /// `csa = 1` with `REG`.
 // Inlined into the kernel functions, except at `opt-level = 0` (see `build.rs`): there the
-// dozens of tiles of one kernel function would each keep their own stack slots (the same on
-// `one_row` and `one_row_product`).
-#[cfg_attr(not(rnn_unoptimized), inline(always))]
-#[cfg_attr(rnn_unoptimized, inline(never))]
+// dozens of tiles of one kernel function would each keep their own stack slots; and in the
+// fuzz targets' AddressSanitizer build, where each inlined copy is instrumented and optimized
+// again (the same on `one_row` and `one_row_product`).
+#[cfg_attr(not(any(rnn_unoptimized, fuzzing)), inline(always))]
+#[cfg_attr(any(rnn_unoptimized, fuzzing), inline(never))]
 #[allow(clippy::needless_range_loop)] // acc[s][i][j] indexed in lockstep across s
 unsafe fn tile<
     V,
