@@ -13,6 +13,9 @@
 //! * `fma24`, `fma16`: FMAs only (the anchors' probe runs 16 chains);
 //! * `fma24_vN`: 24 FMAs per iteration and `N` full-vector loads (64 bytes) beside them;
 //! * `fma24_bN`: the same with `N` broadcast loads (`vbroadcastss`, 4 bytes);
+//! * `fma24_m24`: every FMA reads its own 64 bytes as its memory operand: the `B = 1` step's
+//!   form (one vector of `W_hh` per FMA), bound by the loads; its GFLOP/s times 2 is the
+//!   bytes per ns it reads;
 //! * `tile_RxV`: a register tile of `R` rows and `V` vectors (`R * V = 24`): per `k`, `V`
 //!   vector loads of the panel, `R` broadcasts of `A`, each broadcast feeding `V` FMAs
 //!   (`tile_12x2` is the shape and instruction mix of the AVX-512 hoisted GEMMs' assembly loop,
@@ -87,6 +90,15 @@ mod probe {
         };
     }
 
+    variant!(
+        fma24_m24,
+        24,
+        concat!(
+            ".irp i,0,1,2,3,4,5,6,7,8,9,10,11,12,13,14,15,16,17,18,19,20,21,22,23\n",
+            "vfmadd231ps zmm\\i, zmm28, [rsi + 64 * \\i]\n",
+            ".endr"
+        )
+    );
     variant!(
         fma16,
         16,
@@ -210,7 +222,7 @@ mod probe {
 
     type Variant = unsafe fn(*const u8, usize) -> f64;
 
-    const VARIANTS: [(&str, Variant); 14] = [
+    const VARIANTS: [(&str, Variant); 15] = [
         ("fma24", fma24),
         ("fma16", fma16),
         ("fma24_v2", fma24_v2),
@@ -220,6 +232,7 @@ mod probe {
         ("fma24_b2", fma24_b2),
         ("fma24_b8", fma24_b8),
         ("fma24_b12", fma24_b12),
+        ("fma24_m24", fma24_m24),
         ("tile_12x2", tile_12x2),
         ("tile_8x3", tile_8x3),
         ("tile_6x4", tile_6x4),
