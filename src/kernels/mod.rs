@@ -397,6 +397,87 @@ fn pack_rows<'s, F: Float, const NR: usize>(
     }
 }
 
+/// `sums[j] = sum over r of g[r * n + j]` for `j < n`, `g` holding whole rows of `n`: each
+/// column added from zero in row order (the bits of the plain loop), a block of columns at a
+/// time in registers, compiled for `isa`'s vectors where the host has them (the plain loop,
+/// compiled for the baseline, added each row into the sums in memory with 16-byte vectors).
+/// The bias gradients of [`Rnn::backward`](crate::Rnn::backward) when `dA^T` is not packed.
+///
+/// Panics if `n == 0`, `g.len()` is not a multiple of `n`, or `sums.len() != n` (a caller bug).
+pub fn col_sums<F: Float>(isa: Isa, g: &[F], n: usize, sums: &mut [F]) {
+    assert!(
+        n > 0 && g.len().is_multiple_of(n) && sums.len() == n,
+        "col_sums shape bug"
+    );
+    match isa {
+        #[cfg(target_arch = "x86_64")]
+        // SAFETY: avx512f is present: `is_supported` checked the path's features.
+        Isa::Avx512 if isa.is_supported() => unsafe { on_avx512(|| col_sums_by(g, n, sums)) },
+        #[cfg(target_arch = "x86_64")]
+        // SAFETY: avx2 is present: `is_supported` checked the path's features.
+        Isa::Avx2Fma if isa.is_supported() => unsafe { on_avx2(|| col_sums_by(g, n, sums)) },
+        _ => col_sums_by(g, n, sums),
+    }
+}
+
+/// The body of [`col_sums`]: blocks of 64 columns, then one of 32, 16 and 8 where they fit
+/// (each summed over all rows in registers before it is stored), the last few in memory.
+#[inline(always)]
+fn col_sums_by<F: Float>(g: &[F], n: usize, sums: &mut [F]) {
+    let mut c0 = col_blocks::<F, 64>(g, n, sums, 0);
+    c0 = col_blocks::<F, 32>(g, n, sums, c0);
+    c0 = col_blocks::<F, 16>(g, n, sums, c0);
+    c0 = col_blocks::<F, 8>(g, n, sums, c0);
+    let out = &mut sums[c0..];
+    out.fill(F::ZERO);
+    for row in g.chunks_exact(n) {
+        for (a, &x) in out.iter_mut().zip(&row[c0..]) {
+            *a += x;
+        }
+    }
+}
+
+/// Sums of the whole blocks of `W` columns from `c0` (as [`col_sums`]); returns the first
+/// column after them.
+#[inline(always)]
+fn col_blocks<F: Float, const W: usize>(g: &[F], n: usize, sums: &mut [F], c0: usize) -> usize {
+    let blocks = (n - c0) / W;
+    for b in 0..blocks {
+        let c = c0 + b * W;
+        let mut acc = [F::ZERO; W];
+        for row in g.chunks_exact(n) {
+            let x: &[F; W] = row[c..c + W].try_into().expect("W columns");
+            for (a, &x) in acc.iter_mut().zip(x) {
+                *a += x;
+            }
+        }
+        sums[c..c + W].copy_from_slice(&acc);
+    }
+    c0 + blocks * W
+}
+
+/// Runs `f` inlined into a function compiled with avx512f.
+///
+/// # Safety
+///
+/// The CPU must support avx512f.
+#[cfg(target_arch = "x86_64")]
+#[target_feature(enable = "avx512f")]
+unsafe fn on_avx512<R>(f: impl FnOnce() -> R) -> R {
+    f()
+}
+
+/// Runs `f` inlined into a function compiled with avx2.
+///
+/// # Safety
+///
+/// The CPU must support avx2.
+#[cfg(target_arch = "x86_64")]
+#[target_feature(enable = "avx2")]
+unsafe fn on_avx2<R>(f: impl FnOnce() -> R) -> R {
+    f()
+}
+
 /// The panel width (`NV * LANES`) of each path.
 pub fn panel_width<F: Float>(isa: Isa) -> usize {
     match isa {

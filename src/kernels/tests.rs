@@ -493,6 +493,49 @@ fn pack_into_splits_panels_across_threads() {
     }
 }
 
+/// `col_sums` on every path against the plain loop (each column added from zero in row order),
+/// bit for bit: widths around its blocks of 64, 32, 16 and 8 columns and below them, 0, 1 and
+/// odd row counts, values spanning magnitudes (so the order of the additions shows in the
+/// bits), one column with a NaN and one with an infinity; the sums start as garbage.
+#[test]
+fn col_sums_match_the_row_order_loop() {
+    fn check<F: Float>(isa: Isa) {
+        for n in [
+            1, 3, 7, 8, 9, 15, 16, 17, 31, 32, 33, 56, 63, 64, 65, 120, 129, 200,
+        ] {
+            for rows in [0, 1, 3, 96] {
+                let mut seed = (n * 1000 + rows) as u64;
+                let mut g: Vec<F> = (0..rows * n)
+                    .map(|i| F::from_f64(lcg(&mut seed) * 10f64.powi((i % 9) as i32 - 4)))
+                    .collect();
+                if rows > 1 && n > 2 {
+                    g[n + 1] = F::from_f64(f64::NAN);
+                    g[2] = F::from_f64(f64::INFINITY);
+                }
+                let mut want = vec![F::ZERO; n];
+                for row in g.chunks_exact(n) {
+                    for (s, &x) in want.iter_mut().zip(row) {
+                        *s += x;
+                    }
+                }
+                let mut got = vec![F::from_f64(7.0); n];
+                col_sums(isa, &g, n, &mut got);
+                for (j, (&got, &want)) in got.iter().zip(&want).enumerate() {
+                    assert!(
+                        got.to_f64().to_bits() == want.to_f64().to_bits()
+                            || (got.is_nan() && want.is_nan()),
+                        "{isa:?} n {n} rows {rows} column {j}: {got:?} vs {want:?}"
+                    );
+                }
+            }
+        }
+    }
+    for isa in Isa::available() {
+        check::<f32>(isa);
+        check::<f64>(isa);
+    }
+}
+
 /// Records, for a threaded loop, that every panel of every step runs exactly once and that no
 /// call of step `s + 1` starts before every call of step `s` has returned.
 fn check_step_loop(steps: usize, panels: usize, threads: usize) {

@@ -207,12 +207,7 @@ impl<F: Float> Rnn<F> {
             None
         };
         if want_db && !pack_a {
-            db.fill(F::ZERO);
-            for row in d_pre.chunks_exact(hidden) {
-                for (s, &d) in db.iter_mut().zip(row) {
-                    *s += d;
-                }
-            }
+            kernels::col_sums(isa, d_pre, hidden, db);
         }
         // The weight gradients: dA^T (packed, or strided) times the right operand packed into
         // the workspace.
