@@ -737,9 +737,9 @@ pub(crate) unsafe fn steps_body<V, S, const MR: usize, const NV: usize, const NW
     // slower to compile).
     let (first, epi) = steps.step(0);
     // SAFETY: `V`'s features are the caller's contract, and `first_step` is the kernel of the
-    // same path (the caller's), needing no others; step `s`'s operands and epilogue meet the kernel's memory contract once steps
-    // `0..s` have returned (the `Steps` contract), which program order guarantees on this one
-    // thread. (The same below.)
+    // same path (the caller's), needing no others; step `s`'s operands and epilogue meet the
+    // kernel's memory contract once steps `0..s` have returned (the `Steps` contract), which
+    // program order guarantees on this one thread. (The same below.)
     unsafe { first_step(&first, &epi, panels.clone()) }
     if n == 1 {
         return;
