@@ -1024,8 +1024,9 @@ unsafe fn row_blocks<V, E, const MR: usize, const NV: usize, const NVP: usize, c
         // when k = 0); a packed A's panels have `MR` rows (`gemm_packed_a` runs the tall
         // kernel, whose `MR` is `a_panel_rows`), and chunks and full tiles start at multiples
         // of `MR`, the smaller tiles only after the last full one: a tile's rows lie in one
-        // panel, `lda = 1` and `csa = MR` apart; the register-broadcast tile runs only where
-        // `csa = 1`. The rest is the caller's contract, passed through.
+        // panel, `lda = 1` and `csa = MR` apart; the columns' tiles run only where `lda = 1`;
+        // the register-broadcast tile runs only where `csa = 1`. The rest is the caller's
+        // contract, passed through.
         unsafe {
             let a = ops.a_row::<MR>(r0);
             let t = (
@@ -1041,28 +1042,34 @@ unsafe fn row_blocks<V, E, const MR: usize, const NV: usize, const NVP: usize, c
                 pf,
                 ops.pstride,
             );
-            // The packed `A`'s full tiles with constant strides (see `tile`; `PA`: the kernels
-            // that run packed `A`, so that the time loops' kernels compile no such tiles).
+            // The full tiles of a packed `A`, and of `A`'s columns (the transposed `dA` of the
+            // weight gradients), with their constant strides (see `tile`; `PA`: the hoisted
+            // products' kernels, so that the time loops' kernels compile no such tiles).
             let pa = PA && ops.lda == 1 && ops.csa == MR;
+            let cols = PA && ops.lda == 1 && !pa;
             if rows == MR && fetch && pa {
-                tile::<V, E, MR, NV, NVP, 1, true, false, true, false>(t);
+                tile::<V, E, MR, NV, NVP, 1, true, false, A_PANELS, false>(t);
             } else if rows == MR && pa {
-                tile::<V, E, MR, NV, NVP, 1, false, false, true, false>(t);
+                tile::<V, E, MR, NV, NVP, 1, false, false, A_PANELS, false>(t);
+            } else if rows == MR && fetch && cols {
+                tile::<V, E, MR, NV, NVP, 1, true, false, A_COLUMNS, false>(t);
+            } else if rows == MR && cols {
+                tile::<V, E, MR, NV, NVP, 1, false, false, A_COLUMNS, false>(t);
             } else if rows == MR && fetch && ops.csa == 1 {
-                tile::<V, E, MR, NV, NVP, 1, true, false, false, true>(t);
+                tile::<V, E, MR, NV, NVP, 1, true, false, A_STRIDED, true>(t);
             } else if rows == MR && ops.csa == 1 {
-                tile::<V, E, MR, NV, NVP, 1, false, false, false, true>(t);
+                tile::<V, E, MR, NV, NVP, 1, false, false, A_STRIDED, true>(t);
             } else if rows == MR && fetch {
-                tile::<V, E, MR, NV, NVP, 1, true, false, false, false>(t);
+                tile::<V, E, MR, NV, NVP, 1, true, false, A_STRIDED, false>(t);
             } else if rows == MR {
-                tile::<V, E, MR, NV, NVP, 1, false, false, false, false>(t);
+                tile::<V, E, MR, NV, NVP, 1, false, false, A_STRIDED, false>(t);
             } else if rows == 1 {
                 // Register broadcasts of `A` (see `tile`) where its row is contiguous and `K`
                 // long: a separate instantiation, so that the short-`K` matrix-vector steps
                 // run a tile without that code.
                 one_row::<V, E, NV, NVP, NV>(t, ops.reg_splat());
             } else if rows == 2 {
-                tile::<V, E, 2, NV, NVP, 2, false, false, false, false>(t);
+                tile::<V, E, 2, NV, NVP, 2, false, false, A_STRIDED, false>(t);
             } else if const { NV == NVP } {
                 debug_assert!(2 < rows && rows < MR && MR <= 12);
                 // One arm per row count a path's MR leaves (the `if const` keeps a tile wider
@@ -1072,12 +1079,12 @@ unsafe fn row_blocks<V, E, const MR: usize, const NV: usize, const NVP: usize, c
                         match rows {
                             $($r => {
                                 if const { MR > $r } {
-                                    tile::<V, E, $r, NV, NVP, 1, false, false, false, false>(t)
+                                    tile::<V, E, $r, NV, NVP, 1, false, false, A_STRIDED, false>(t)
                                 }
                             })*
                             _ => {
                                 if const { MR > $last } {
-                                    tile::<V, E, $last, NV, NVP, 1, false, false, false, false>(t)
+                                    tile::<V, E, $last, NV, NVP, 1, false, false, A_STRIDED, false>(t)
                                 }
                             }
                         }
@@ -1147,10 +1154,10 @@ unsafe fn one_row<V, E, const NV: usize, const NVP: usize, const NK: usize>(
     // SAFETY: the caller's contract.
     unsafe {
         match (const { NK == 1 }, reg) {
-            (true, true) => tile::<V, E, 1, NV, NVP, 8, false, true, false, false>(t),
-            (true, false) => tile::<V, E, 1, NV, NVP, 8, false, false, false, false>(t),
-            (false, true) => tile::<V, E, 1, NV, NVP, 4, false, true, false, false>(t),
-            (false, false) => tile::<V, E, 1, NV, NVP, 4, false, false, false, false>(t),
+            (true, true) => tile::<V, E, 1, NV, NVP, 8, false, true, A_STRIDED, false>(t),
+            (true, false) => tile::<V, E, 1, NV, NVP, 8, false, false, A_STRIDED, false>(t),
+            (false, true) => tile::<V, E, 1, NV, NVP, 4, false, true, A_STRIDED, false>(t),
+            (false, false) => tile::<V, E, 1, NV, NVP, 4, false, false, A_STRIDED, false>(t),
         }
     }
 }
@@ -1196,16 +1203,24 @@ fn prefetch<F>(p: *const F) {
     let _ = p;
 }
 
+/// `A`'s layout for [`tile`]: strides `lda` and `csa` at run time.
+const A_STRIDED: u8 = 0;
+/// `A`'s layout for [`tile`]: packed in panels of the tile's rows (`lda = 1`, `csa = R`).
+const A_PANELS: u8 = 1;
+/// `A`'s layout for [`tile`]: columns (`lda = 1`, `csa` at run time).
+const A_COLUMNS: u8 = 2;
+
 /// One `R x NV` register tile over all of `K`, in `KS` interleaved partial sums (reduced
 /// pairwise), then the epilogue. The panel's rows are `NVP * LANES` apart (`NVP >= NV`: a
 /// compile-time stride, so the loop's addressing needs no extra registers). `PF`: fetch a line
-/// at `pf` ahead per `k`; `REG`: a one-row tile broadcasts `A` in registers (needs `csa = 1`).
+/// at `pf` ahead per `k`; `REG`: a one-row tile broadcasts `A` in registers (needs `csa = 1`);
+/// `AL`: `A`'s layout ([`A_STRIDED`], [`A_PANELS`] or [`A_COLUMNS`]).
 ///
 /// # Safety
 ///
 /// `a` valid for `R` rows of `k` at `lda` / `csa` (unless `k = 0`), `bpanel` for `k * NVP * LANES`,
 /// rows `r0..r0 + R` and columns `c0..c0 + ncols` accepted by `epi`, `V`'s features present;
-/// `csa = 1` with `REG`.
+/// `csa = 1` with `REG`; `lda = 1` with `A_PANELS` (and `csa = R`) or `A_COLUMNS`.
 // Inlined into the kernel functions, except at `opt-level = 0` (see `build.rs`): there the
 // dozens of tiles of one kernel function would each keep their own stack slots; and in the
 // fuzz targets' AddressSanitizer build, where each inlined copy is instrumented and optimized
@@ -1222,7 +1237,7 @@ unsafe fn tile<
     const KS: usize,
     const PF: bool,
     const REG: bool,
-    const PA: bool,
+    const AL: u8,
     const SL: bool,
 >(
     (a, lda, csa, k, bpanel, epi, r0, c0, ncols, pf, pstride): TileArgs<'_, V::Elem, E>,
@@ -1238,11 +1253,23 @@ unsafe fn tile<
     // cores issue partly on the FMA ports. The `kc_speed` probe on an Intel Xeon host (FMA
     // probe 246), blocks of 1600 / 1067, GFLOP/s, without / with: 512x3200x512 194.0 / 201.9,
     // 194.0 / 202.1; 1760x3200x1760 185.2 / 197.8, 185.6 / 198.9. The same bits.
-    let (lda, csa) = if PA {
-        debug_assert!(lda == 1 && csa == R);
-        (1, R)
-    } else {
-        (lda, csa)
+    // `A` as columns (`lda = 1`, the transposed `dA` of the weight gradients below `H = 256`):
+    // the rows at constant offsets from one address per `k`, the same bits. `bench_table`
+    // (1 thread, Intel Xeon host, the two builds alternated 8 rounds, ratio of the medians,
+    // with / without): rnn_h64_b1_t96 train 0.971, rnn_h32_b1_t672 0.987, rnn_h128_b1_t150
+    // 0.981 (rnn_h256_b1_t150, whose `dA` is packed: 1.003). A packed `A` keeps `csa = R` as a
+    // constant: with it at run time as here, the `kc_speed` probe lost 2-4 % (512x3200x512,
+    // blocks of 1067, two runs: 140.3, 138.4 against 135.1, 136.0 GFLOP/s).
+    let (lda, csa) = match AL {
+        A_PANELS => {
+            debug_assert!(lda == 1 && csa == R);
+            (1, R)
+        }
+        A_COLUMNS => {
+            debug_assert!(lda == 1);
+            (1, csa)
+        }
+        _ => (lda, csa),
     };
     if const { R >= 8 } && k >= EPI_FETCH_MIN_K {
         epi.fetch(r0, R, c0, ncols);
@@ -1291,7 +1318,7 @@ unsafe fn tile<
             // both that call and the generic loop kept its accumulators in memory, storing
             // them per `k` in the generic loop (the transposed `A` of the small weight
             // gradients: `B = 1` training 1.2-1.4x slower).
-            debug_assert!(KS == 1 && !REG && !PA && csa == 1);
+            debug_assert!(KS == 1 && !REG && AL == A_STRIDED && csa == 1);
             kk = V::strided_loop::<R, NV, NVP, PF>(&mut acc[0], a, lda, bpanel, k, pf);
         }
         while kk < kmain {

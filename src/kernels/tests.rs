@@ -450,6 +450,48 @@ fn strided_a_and_workspace_packing_match_loops() {
     }
 }
 
+/// `A` as columns (`A^T` stored row-major, the weight gradients' view of `dA`) in `f32`, with
+/// `m` below, at and above the tiles' 8 and 12 rows (the columns' tiles and the remainders) and
+/// `n` around the panel width, against the sum in `f64`. Each product and addition rounds once
+/// (at most `2^-24` relative), so the error is at most about `(k + 1) 2^-24` times the sum of
+/// the magnitudes (`1 + sum |a b|`); the bound allows twice that.
+#[test]
+fn a_as_columns_matches_f64_sums_in_f32() {
+    for isa in Isa::available() {
+        for &(m, k, n) in &[
+            (7, 3, 16),
+            (8, 5, 31),
+            (11, 9, 32),
+            (12, 64, 33),
+            (13, 2, 17),
+            (24, 96, 64),
+            (25, 17, 65),
+            (64, 96, 64),
+        ] {
+            let mut seed = 11;
+            let lda_t = m + 3;
+            let at: Vec<f32> = (0..k * lda_t).map(|_| lcg(&mut seed) as f32).collect();
+            let b: Vec<f32> = (0..k * n).map(|_| lcg(&mut seed) as f32).collect();
+            let bp = PackedB::new(isa, k, n, |kk, j| b[kk * n + j]);
+            let mut c = vec![1.0f32; m * n];
+            gemm_packed(isa, &at, (1, lda_t), m, bp.view(), &mut c, n, Addend::C);
+            for i in 0..m {
+                for j in 0..n {
+                    let terms = (0..k).map(|kk| at[kk * lda_t + i] as f64 * b[kk * n + j] as f64);
+                    let want = 1.0 + terms.clone().sum::<f64>();
+                    let mag = 1.0 + terms.map(f64::abs).sum::<f64>();
+                    let bound = 2.0 * (k as f64 + 1.0) * f64::from(f32::EPSILON) / 2.0 * mag;
+                    let got = c[i * n + j] as f64;
+                    assert!(
+                        (got - want).abs() <= bound,
+                        "{isa:?} {m}x{k}x{n} [{i}][{j}]: {got} against {want}"
+                    );
+                }
+            }
+        }
+    }
+}
+
 /// `pack_into` past its parallel threshold (2^18 elements), in 1 and 2 threads, against the
 /// layout written out: panel `p`, row `kk`, lane `j` holds `B[kk][p * nr + j]`, zero past `n`
 /// and for rows given as `None`; nothing past the packed length is written.
