@@ -23,7 +23,22 @@ pub(crate) const MR: usize = 6;
 #[target_feature(enable = "avx2,fma")]
 pub unsafe fn gemm<F: Float, E: Epilogue<F>>(ops: &Operands<F>, epi: &E, panels: Range<usize>) {
     // SAFETY: the features are enabled here and the memory contract is the caller's.
-    unsafe { gemm_body::<F::V256, E, MR, NV, 0, true>(ops, epi, panels) }
+    unsafe { gemm_body::<F::V256, E, MR, NV, 0, true, false>(ops, epi, panels) }
+}
+
+/// The packed GEMM with `A` as columns and `B` as rows in place (see [`super::gemm_b_rows`]).
+///
+/// # Safety
+///
+/// As [`gemm`], with `ops.lda = 1`, `ops.ldb = ops.n` a multiple of `ops.nr`.
+#[target_feature(enable = "avx2,fma")]
+pub unsafe fn gemm_b_rows<F: Float, E: Epilogue<F>>(
+    ops: &Operands<F>,
+    epi: &E,
+    panels: Range<usize>,
+) {
+    // SAFETY: the features are enabled here and the memory contract is the caller's.
+    unsafe { gemm_body::<F::V256, E, MR, NV, 0, false, true>(ops, epi, panels) }
 }
 
 /// Steps `0..n` of `steps` over `panels`, in order, in this one call (see [`super::StepsFn`]).

@@ -505,8 +505,11 @@ pub struct Operands<F> {
     pub k: usize,
     /// The first panel (at the first `k` used).
     pub bp: *const F,
-    /// Elements from one panel to the next (the packed `K * nr`).
+    /// Elements from one panel to the next (the packed `K * nr`; `nr` for `B` as rows).
     pub pstride: usize,
+    /// Elements from one row of a panel to the next: `nr`, or `n` for `B` as rows (its
+    /// row-major `[K, n]` read in place, [`gemm_b_rows`]).
+    pub ldb: usize,
     /// Columns of `C` (the packed `B`'s `n`).
     pub n: usize,
     /// Panel width (`bp.nr()`).
@@ -557,6 +560,7 @@ impl<F: Float> Operands<F> {
             k: k_used,
             bp: bp.data.as_ptr(),
             pstride: bp.k * bp.nr,
+            ldb: bp.nr,
             n: bp.n,
             nr: bp.nr,
             lda_tile: rsa,
@@ -583,6 +587,7 @@ impl<F: Float> Operands<F> {
             k: bp.k,
             bp: bp.data.as_ptr(),
             pstride: bp.k * bp.nr,
+            ldb: bp.nr,
             n: bp.n,
             nr: bp.nr,
             lda_tile: ap.k,
@@ -634,7 +639,7 @@ impl<F: Float> Operands<F> {
         Operands {
             a: self.a.wrapping_add(k0 * self.csa),
             k: kc,
-            bp: self.bp.wrapping_add(k0 * self.nr),
+            bp: self.bp.wrapping_add(k0 * self.ldb),
             ..self
         }
     }
@@ -764,7 +769,7 @@ pub(crate) unsafe fn steps_body<V, S, const MR: usize, const NV: usize, const NW
         );
         let ops = rec.with_a(ops.a);
         // SAFETY: as above; `ops` equals step `s`'s operands (the `Steps` contract).
-        unsafe { gemm_body::<V, S::Epi, MR, NV, NW, false>(&ops, &epi, panels.clone()) }
+        unsafe { gemm_body::<V, S::Epi, MR, NV, NW, false, false>(&ops, &epi, panels.clone()) }
     }
 }
 
@@ -843,6 +848,17 @@ pub fn select_tall<F: Float>(isa: Isa) -> KernelFn<F, Store<F>> {
     }
 }
 
+/// Selects the GEMM of `isa` for `A` as columns and `B` as rows ([`gemm_b_rows`]).
+fn select_b_rows<F: Float>(isa: Isa) -> KernelFn<F, Store<F>> {
+    match isa {
+        #[cfg(target_arch = "x86_64")]
+        Isa::Avx512 => avx512::gemm_b_rows::<F, Store<F>>,
+        #[cfg(target_arch = "x86_64")]
+        Isa::Avx2Fma => avx2::gemm_b_rows::<F, Store<F>>,
+        _ => portable::gemm_b_rows::<F, Store<F>>,
+    }
+}
+
 /// Selects the packed GEMM of `isa` for epilogue `E`: done once per public call.
 ///
 /// `isa` must be supported by the CPU (the plan checks this when it is built) for the returned
@@ -874,6 +890,7 @@ pub(crate) unsafe fn gemm_body<
     const NV: usize,
     const NW: usize,
     const PA: bool,
+    const BR: bool,
 >(
     ops: &Operands<V::Elem>,
     epi: &E,
@@ -886,6 +903,16 @@ pub(crate) unsafe fn gemm_body<
     let nr = ops.nr;
     let last = panels.end.wrapping_sub(1);
     let mut p = panels.start;
+    if BR {
+        debug_assert!(ops.lda == 1 && ops.ldb == ops.n && ops.n.is_multiple_of(nr));
+        while p < panels.end {
+            // SAFETY: panel `p` is columns `p * nr..` of `B`'s rows, inside them (`n` is a
+            // multiple of `nr`, `p < n / nr`); the rest is the caller's contract.
+            unsafe { b_rows_blocks::<V, E, MR, NV>(ops, epi, ops.bp.add(p * nr), p * nr) };
+            p += 1;
+        }
+        return;
+    }
     while p < panels.end {
         // One row (the `B = 1` matrix-vector step) over two full panels in one tile: a
         // broadcast of `A` serves `2 * NV` FMAs instead of `NV` (three loads per two FMAs
@@ -1097,6 +1124,64 @@ unsafe fn row_blocks<V, E, const MR: usize, const NV: usize, const NVP: usize, c
     }
 }
 
+/// All rows of one panel of `B` as rows ([`gemm_b_rows`]: `A` as columns, `lda = 1`; the
+/// panel `nr` columns of `B`'s rows, `ops.ldb` apart), in row blocks of up to `MR`, each a
+/// [`tile`] of `B`'s layout with one partial sum (a remainder's rows too: no register
+/// broadcasts, no fetches).
+///
+/// # Safety
+///
+/// As [`gemm_body`] for the panel at `bpanel` (columns `c0..c0 + nr`, all real).
+#[inline(always)]
+unsafe fn b_rows_blocks<V, E, const MR: usize, const NV: usize>(
+    ops: &Operands<V::Elem>,
+    epi: &E,
+    bpanel: *const V::Elem,
+    c0: usize,
+) where
+    V: Simd,
+    E: Epilogue<V::Elem>,
+{
+    let ncols = NV * V::LANES;
+    let mut r0 = 0;
+    while r0 < ops.m {
+        let rows = MR.min(ops.m - r0);
+        // `B`'s row stride goes in the place of the panel stride, which a tile of one panel
+        // does not use (see `tile`).
+        let t = (
+            ops.a.wrapping_add(r0),
+            1,
+            ops.csa,
+            ops.k,
+            bpanel,
+            epi,
+            r0,
+            c0,
+            ncols,
+            std::ptr::null(),
+            ops.ldb,
+        );
+        // SAFETY: rows `r0..r0 + rows` < m of `A` (columns: row `r` at `a + r`) and of the
+        // product; the rest is the caller's contract, passed through.
+        unsafe {
+            macro_rules! by_rows {
+                ($($r:literal)*) => {
+                    match rows {
+                        $($r => {
+                            if const { MR >= $r } {
+                                tile::<V, E, $r, NV, NV, 1, false, false, A_COLUMNS_B_ROWS, false>(t)
+                            }
+                        })*
+                        _ => unreachable!("at most 12 rows"),
+                    }
+                };
+            }
+            by_rows!(1 2 3 4 5 6 7 8 9 10 11 12)
+        }
+        r0 += rows;
+    }
+}
+
 /// A one-row product's only row (`ops.m == 1`: row 0, at `ops.a` whether `A` is strided or
 /// packed) as [`one_row`] over the panel(s) at `bpanel`, columns `c0..c0 + ncols`: a single
 /// tile, which fetches nothing ahead.
@@ -1209,6 +1294,9 @@ const A_STRIDED: u8 = 0;
 const A_PANELS: u8 = 1;
 /// `A`'s layout for [`tile`]: columns (`lda = 1`, `csa` at run time).
 const A_COLUMNS: u8 = 2;
+/// `A`'s layout for [`tile`]: columns, and `B` its rows in place (see [`b_rows_blocks`]): the
+/// last argument is `B`'s row stride, not the panel stride.
+const A_COLUMNS_B_ROWS: u8 = 3;
 
 /// One `R x NV` register tile over all of `K`, in `KS` interleaved partial sums (reduced
 /// pairwise), then the epilogue. The panel's rows are `NVP * LANES` apart (`NVP >= NV`: a
@@ -1265,11 +1353,18 @@ unsafe fn tile<
             debug_assert!(lda == 1 && csa == R);
             (1, R)
         }
-        A_COLUMNS => {
+        A_COLUMNS | A_COLUMNS_B_ROWS => {
             debug_assert!(lda == 1);
             (1, csa)
         }
         _ => (lda, csa),
+    };
+    // The panel's row stride: `nr`, or `B`'s (`A_COLUMNS_B_ROWS`, one panel: `NV = NVP`).
+    let (ldb, pstride) = if AL == A_COLUMNS_B_ROWS {
+        debug_assert!(NV == NVP && !REG);
+        (pstride, 0)
+    } else {
+        (nr, pstride)
     };
     if const { R >= 8 } && k >= EPI_FETCH_MIN_K {
         epi.fetch(r0, R, c0, ncols);
@@ -1301,7 +1396,7 @@ unsafe fn tile<
                     for e in 0..V::BLOCK {
                         let kx = kk + q * V::BLOCK + e;
                         let ai = blk.elem_splat(e);
-                        let brow = bpanel.add(kx * nr);
+                        let brow = bpanel.add(kx * ldb);
                         let acc_s = &mut acc[kx % KS][0];
                         for j in 0..NV {
                             acc_s[j] = ai.fma(panel_load::<V, NVP>(brow, pstride, j), acc_s[j]);
@@ -1327,7 +1422,7 @@ unsafe fn tile<
                 if PF {
                     prefetch(pf.wrapping_add(kx * (PREFETCH_LINE / size_of::<V::Elem>())));
                 }
-                let brow = bpanel.add(kx * nr);
+                let brow = bpanel.add(kx * ldb);
                 let b: [V; NV] = std::array::from_fn(|j| panel_load::<V, NVP>(brow, pstride, j));
                 for (i, acc_i) in acc_s.iter_mut().enumerate() {
                     let ai = V::splat(*a.add(i * lda + kx * csa));
@@ -1339,7 +1434,7 @@ unsafe fn tile<
             kk += KS;
         }
         while kk < k {
-            let brow = bpanel.add(kk * nr);
+            let brow = bpanel.add(kk * ldb);
             let b: [V; NV] = std::array::from_fn(|j| panel_load::<V, NVP>(brow, pstride, j));
             for (i, acc_i) in acc[0].iter_mut().enumerate() {
                 let ai = V::splat(*a.add(i * lda + kk * csa));
@@ -1437,6 +1532,54 @@ pub fn gemm_packed_a<F: Float>(
     gemm_ops(isa, Operands::panels(ap, k0, bp), c, ldc, addend);
 }
 
+/// `C = A B + addend` as [`gemm_packed`], with `A` as columns (`A[i][k]` at `a[i + k * csa]`:
+/// the transposed `dA` of the weight gradients) and `B` (`[k, n]`, row-major, `n` a multiple
+/// of the path's panel width) read in place as its panels, `n` elements from one row to the
+/// next, instead of packed first (the weight gradients' `X` and `h_(t-1)`).
+///
+/// Panics if `n` is not a multiple of [`panel_width`] or `a`, `b` or `c` is too short (a
+/// caller bug: checked once here).
+#[allow(clippy::too_many_arguments)]
+pub fn gemm_b_rows<F: Float>(
+    isa: Isa,
+    a: &[F],
+    csa: usize,
+    m: usize,
+    b: &[F],
+    k: usize,
+    n: usize,
+    c: &mut [F],
+    ldc: usize,
+    addend: Addend<'_, F>,
+) {
+    let nr = panel_width::<F>(isa);
+    assert!(
+        n.is_multiple_of(nr),
+        "kernel bug: B's rows not whole panels"
+    );
+    assert!(b.len() >= k * n, "kernel bug: B too short");
+    assert!(
+        m == 0 || k == 0 || (m - 1) + (k - 1) * csa < a.len(),
+        "kernel bug: A too short"
+    );
+    let ops = Operands {
+        a: a.as_ptr(),
+        lda: 1,
+        csa,
+        m,
+        k,
+        bp: b.as_ptr(),
+        pstride: nr,
+        ldb: n,
+        n,
+        nr,
+        lda_tile: 1,
+        a_next: std::ptr::null(),
+        c_next: std::ptr::null(),
+    };
+    gemm_ops(isa, ops, c, ldc, addend);
+}
+
 /// The body of [`gemm_packed`] and [`gemm_packed_a`] for checked operands.
 fn gemm_ops<F: Float>(isa: Isa, ops: Operands<F>, c: &mut [F], ldc: usize, addend: Addend<'_, F>) {
     gemm_ops_tuned(isa, ops, c, ldc, addend, tuning());
@@ -1519,7 +1662,14 @@ fn gemm_ops_tuned<F: Float>(
         && ops.m > 1
         && ops.lda > 0
         && (ops.lda * size_of::<F>()).is_multiple_of(L1_ALIAS_BYTES);
-    let f = if tuning.alias_narrow && aliased {
+    // `B` as rows ([`gemm_b_rows`]; with one panel, `ldb = nr`, it is also its packed form).
+    let f = if ops.ldb != ops.nr {
+        assert!(
+            ops.lda == 1 && ops.ldb == ops.n,
+            "kernel bug: B's rows need A's columns"
+        );
+        select_b_rows::<F>(isa)
+    } else if tuning.alias_narrow && aliased {
         select::<F, Store<F>>(isa)
     } else {
         select_tall::<F>(isa)
@@ -1616,8 +1766,9 @@ fn gemm_ops_tuned<F: Float>(
                 // SAFETY: `isa` is supported (asserted); A's and C's extents were asserted
                 // above and in `Operands::strided` / `Operands::panels`: rows `r0..r0 + mc`
                 // < m of A and C, and columns `k0..k1` <= K of A and rows of every panel; `bp`
-                // was packed with this path's panel width (asserted; the tall and the
-                // `select` kernel of a path share it), and a packed `A` (`csa != 1`) always
+                // was packed with this path's panel width, or is `B` as rows of whole panels
+                // of it (asserted; the tall, the `select` and the `B`-as-rows kernel of a path
+                // share it), and a packed `A` (`csa != 1`) always
                 // runs the tall kernel, whose `MR` is its panels' height; threads own disjoint
                 // rows or disjoint panels (columns) of C; `a_next` / `c_next` are only fetched
                 // (hints, never read).

@@ -492,6 +492,71 @@ fn a_as_columns_matches_f64_sums_in_f32() {
     }
 }
 
+/// `B` as rows in place ([`gemm_b_rows`]) with `A` as columns, `f32` and `f64` on every path:
+/// `m` around every path's tile heights (4, 6, 8, 12), `n` one to three panels, against sums
+/// in `f64` (`f32`: the bound of `a_as_columns_matches_f64_sums_in_f32`; `f64`: the same with
+/// `2^-53`), in pools of 1 and 2 threads with the same bits.
+#[test]
+fn b_as_rows_matches_f64_sums() {
+    fn check<F: Float>(isa: Isa, m: usize, k: usize, panels: usize) {
+        let n = panels * panel_width::<F>(isa);
+        let mut seed = 17;
+        let lda_t = m + 1;
+        let at: Vec<F> = (0..k * lda_t)
+            .map(|_| F::from_f64(lcg(&mut seed)))
+            .collect();
+        let b: Vec<F> = (0..k * n).map(|_| F::from_f64(lcg(&mut seed))).collect();
+        let mut first: Option<Vec<F>> = None;
+        for threads in [1, 2] {
+            let mut c = vec![F::ONE; m * n];
+            pool(threads)
+                .install(|| gemm_b_rows(isa, &at, lda_t, m, &b, k, n, &mut c, n, Addend::C));
+            for i in 0..m {
+                for j in 0..n {
+                    let terms =
+                        (0..k).map(|kk| at[kk * lda_t + i].to_f64() * b[kk * n + j].to_f64());
+                    let want = 1.0 + terms.clone().sum::<f64>();
+                    let mag = 1.0 + terms.map(f64::abs).sum::<f64>();
+                    let bound = (k as f64 + 1.0) * F::EPSILON.to_f64() * mag;
+                    let got = c[i * n + j].to_f64();
+                    assert!(
+                        (got - want).abs() <= bound,
+                        "{isa:?} {m}x{k}x{n} [{i}][{j}]: {got} against {want}"
+                    );
+                }
+            }
+            match &first {
+                None => first = Some(c),
+                Some(f) => assert!(
+                    f.iter()
+                        .zip(&c)
+                        .all(|(x, y)| x.to_f64().to_bits() == y.to_f64().to_bits()),
+                    "{isa:?} {m}x{k}x{n}: 2 threads differ"
+                ),
+            }
+        }
+    }
+    for isa in Isa::available() {
+        for &(m, k, panels) in &[
+            (1, 1, 1),
+            (2, 7, 2),
+            (4, 3, 1),
+            (5, 9, 3),
+            (6, 2, 2),
+            (7, 33, 1),
+            (8, 64, 2),
+            (11, 5, 1),
+            (12, 96, 2),
+            (13, 17, 3),
+            (25, 40, 2),
+            (64, 96, 2),
+        ] {
+            check::<f32>(isa, m, k, panels);
+            check::<f64>(isa, m, k, panels);
+        }
+    }
+}
+
 /// `pack_into` past its parallel threshold (2^18 elements), in 1 and 2 threads, against the
 /// layout written out: panel `p`, row `kk`, lane `j` holds `B[kk][p * nr + j]`, zero past `n`
 /// and for rows given as `None`; nothing past the packed length is written.
