@@ -279,9 +279,10 @@ fn weight_gradients_match_reference_on_both_sides_of_the_packing_threshold() {
 
 /// Below the packing threshold the weight gradients read `X` and `h_(t-1)` in place when their
 /// rows are whole panels (`I`, `H` multiples of the panel width: 32 / 16 in f32 / f64 on
-/// AVX-512, 16 / 8 on AVX2, 8 portable), `X` needs no zeros (no lengths) and `h_(t-1)` starts
-/// at the states (no `h0`); else they are packed. Both sides, `M = H` at, below and above the
-/// 12-, 8- and 6-row tiles, against the reference.
+/// AVX-512, 16 / 8 on AVX2, 8 portable) and `X` needs no zeros (no lengths); `h_(t-1)` then
+/// comes from `h0` and the states in two products. Else they are packed. Both sides, with and
+/// without `h0`, `M = H` at, below and above the 12-, 8- and 6-row tiles, against the
+/// reference.
 #[test]
 fn weight_gradients_read_in_place_match_reference() {
     let mut k = 0;

@@ -213,9 +213,10 @@ impl<F: Float> Rnn<F> {
         // the workspace; with dA^T strided, a right operand whose rows are whole panels and
         // need no zeros is read in place instead (`kernels::gemm_b_rows`): the packs took about
         // 1 us each at rnn_h64_b1_t96, 5 % of the call. `bench_table` (1 thread, Intel Xeon
-        // host, the two builds alternated 8 rounds, ratio of the medians, in place / packed):
-        // rnn_h64_b1_t96 train 0.974, rnn_h32_b1_t672 0.962, rnn_h128_b1_t150 0.982 (every
-        // round faster at the first two); rnn_h256_b1_t150, whose `dA^T` is packed, 1.002.
+        // host, the two builds alternated 8 rounds, ratio of the medians, `X` in place /
+        // packed; `h0` given, so `h_(t-1)` packed in both): rnn_h64_b1_t96 train 0.974,
+        // rnn_h32_b1_t672 0.962, rnn_h128_b1_t150 0.982 (every round faster at the first two);
+        // rnn_h256_b1_t150, whose `dA^T` is packed, 1.002.
         let nr = kernels::panel_width::<F>(isa);
         if let Some(d_w_ih) = d_w_ih {
             if ap.is_none() && seq.lengths.is_none() && input_size.is_multiple_of(nr) {
@@ -270,22 +271,45 @@ impl<F: Float> Rnn<F> {
                 Some(_) => (0, rows),
                 None => (batch, rows - batch),
             };
-            if k > 0 && ap.is_none() && h0.is_none() && hidden.is_multiple_of(nr) {
-                // h_(t-1) for t >= 1: the first `k` rows of the states, as they are.
-                let prev = &output[..k * hidden];
-                let a = &d_pre[skip * hidden..];
-                kernels::gemm_b_rows(
-                    isa,
-                    a,
-                    hidden,
-                    hidden,
-                    prev,
-                    k,
-                    hidden,
-                    d_w_hh,
-                    hidden,
-                    Addend::C,
-                );
+            if ap.is_none() && hidden.is_multiple_of(nr) {
+                // In place: `h0`'s rows for the first `B` rows of `dA`, then the states' first
+                // `T*B - B` rows for the rest, each product adding into `d_w_hh` (two sums
+                // where the packed operand has one: other bits, the same for any thread count).
+                // `bench_table` (as above) with `h0` given, so far packed / in place as here:
+                // rnn_h64_b1_t96 train 0.965, rnn_h32_b1_t672 0.948 (every round faster at
+                // both), rnn_h128_b1_t150 0.996.
+                if let Some(h0) = h0 {
+                    let (a, c) = (d_pre, &mut *d_w_hh);
+                    kernels::gemm_b_rows(
+                        isa,
+                        a,
+                        hidden,
+                        hidden,
+                        h0,
+                        batch,
+                        hidden,
+                        c,
+                        hidden,
+                        Addend::C,
+                    );
+                }
+                let states = rows - batch;
+                if states > 0 {
+                    let (a, prev) = (&d_pre[batch * hidden..], &output[..states * hidden]);
+                    let c = &mut *d_w_hh;
+                    kernels::gemm_b_rows(
+                        isa,
+                        a,
+                        hidden,
+                        hidden,
+                        prev,
+                        states,
+                        hidden,
+                        c,
+                        hidden,
+                        Addend::C,
+                    );
+                }
             } else if k > 0 {
                 let prev = |r: usize| {
                     Some(match h0 {
