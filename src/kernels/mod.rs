@@ -14,6 +14,8 @@
 //! `c = act(c + acc)`, the BPTT step `d = (g + acc) * act'(h)`, or a plain store /
 //! accumulate. Column remainders use
 //! partial (masked) loads and stores, so nothing outside `C`'s `n` columns is touched.
+//! The weight gradients' products also take `A` as columns (`A^T` row-major) and, where its
+//! rows are whole panels, `B` read in place as its row-major rows ([`gemm_b_rows`]).
 //!
 //! The body is written once, generic over a register type ([`Simd`]), and instantiated per
 //! instruction-set path inside one `#[target_feature]` function (`avx512.rs`, `avx2.rs`,
