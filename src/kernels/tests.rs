@@ -495,7 +495,7 @@ fn a_as_columns_matches_f64_sums_in_f32() {
 /// `B` as rows in place ([`gemm_b_rows`]) with `A` as columns, `f32` and `f64` on every path:
 /// `m` around every path's tile heights (4, 6, 8, 12), `n` one to three panels, against sums
 /// in `f64` (`f32`: the bound of `a_as_columns_matches_f64_sums_in_f32`; `f64`: the same with
-/// `2^-53`), in pools of 1 and 2 threads with the same bits.
+/// `2^-53`), in pools of 1 and 2 threads with the same bits (the largest shape is split).
 #[test]
 fn b_as_rows_matches_f64_sums() {
     fn check<F: Float>(isa: Isa, m: usize, k: usize, panels: usize) {
@@ -550,6 +550,8 @@ fn b_as_rows_matches_f64_sums() {
             (13, 17, 3),
             (25, 40, 2),
             (64, 96, 2),
+            // Above the threads' threshold (4 Mflop per thread): 2 threads split it.
+            (224, 1024, 2),
         ] {
             check::<f32>(isa, m, k, panels);
             check::<f64>(isa, m, k, panels);
