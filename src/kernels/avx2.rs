@@ -23,7 +23,7 @@ pub(crate) const MR: usize = 6;
 #[target_feature(enable = "avx2,fma")]
 pub unsafe fn gemm<F: Float, E: Epilogue<F>>(ops: &Operands<F>, epi: &E, panels: Range<usize>) {
     // SAFETY: the features are enabled here and the memory contract is the caller's.
-    unsafe { gemm_body::<F::V256, E, MR, NV, 0, true, false>(ops, epi, panels) }
+    unsafe { gemm_body::<F::V256, E, MR, NV, 0, true, false>(ops, epi, panels, false) }
 }
 
 /// The packed GEMM with `A` as columns and `B` as rows in place (see [`super::gemm_b_rows`]).
@@ -38,7 +38,7 @@ pub unsafe fn gemm_b_rows<F: Float, E: Epilogue<F>>(
     panels: Range<usize>,
 ) {
     // SAFETY: the features are enabled here and the memory contract is the caller's.
-    unsafe { gemm_body::<F::V256, E, MR, NV, 0, false, true>(ops, epi, panels) }
+    unsafe { gemm_body::<F::V256, E, MR, NV, 0, false, true>(ops, epi, panels, false) }
 }
 
 /// Steps `0..n` of `steps` over `panels`, in order, in this one call (see [`super::StepsFn`]).

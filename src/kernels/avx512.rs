@@ -35,7 +35,7 @@ pub(crate) const MR_TALL: usize = 12;
 #[target_feature(enable = "avx512f,avx2,fma")]
 pub unsafe fn gemm<F: Float, E: Epilogue<F>>(ops: &Operands<F>, epi: &E, panels: Range<usize>) {
     // SAFETY: the features are enabled here and the memory contract is the caller's.
-    unsafe { gemm_body::<F::V512, E, MR, NV, NW, false, false>(ops, epi, panels) }
+    unsafe { gemm_body::<F::V512, E, MR, NV, NW, false, false>(ops, epi, panels, false) }
 }
 
 /// The packed GEMM with 12-row register tiles (24 accumulators), for the hoisted products (see
@@ -51,7 +51,7 @@ pub unsafe fn gemm_tall<F: Float, E: Epilogue<F>>(
     panels: Range<usize>,
 ) {
     // SAFETY: the features are enabled here and the memory contract is the caller's.
-    unsafe { gemm_body::<F::V512, E, MR_TALL, NV, NW, true, false>(ops, epi, panels) }
+    unsafe { gemm_body::<F::V512, E, MR_TALL, NV, NW, true, false>(ops, epi, panels, false) }
 }
 
 /// The packed GEMM with `A` as columns and `B` as rows in place (see [`super::gemm_b_rows`]).
@@ -66,7 +66,7 @@ pub unsafe fn gemm_b_rows<F: Float, E: Epilogue<F>>(
     panels: Range<usize>,
 ) {
     // SAFETY: the features are enabled here and the memory contract is the caller's.
-    unsafe { gemm_body::<F::V512, E, MR_TALL, NV, NW, false, true>(ops, epi, panels) }
+    unsafe { gemm_body::<F::V512, E, MR_TALL, NV, NW, false, true>(ops, epi, panels, false) }
 }
 
 /// Steps `0..n` of `steps` over `panels`, in order, in this one call (see [`super::StepsFn`]),

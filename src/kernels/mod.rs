@@ -763,6 +763,24 @@ pub(crate) unsafe fn steps_body<V, S, const MR: usize, const NV: usize, const NW
     // With the loop nearly all the time (relu, `I = 1`, scratch build switching at run time,
     // 3 rounds, fastest medians): rnn_h64_b1_t96_i1 0.0078 ms per step, 0.0068-0.0071 hoisted.
     let rec = steps.step(1).0;
+    // Every other step runs its panels in reverse order (the same tiles, so the same bits):
+    // a step then starts with the panels the previous one read last, still in L1 (or L2),
+    // where in the same order every step would find them evicted by the rest of `W_hh`
+    // when it is a little larger than the cache. Only where each panel is read once per step
+    // (`m <= MR`, the small batches bound by reading `W_hh`: with more row tiles per panel it
+    // was slower), and only for the part of `W_hh` this call reads up to `REVERSE_MAX_NEAR`
+    // (the last panels stay in L1) or from `REVERSE_MIN_FAR` (in L2): in between, all of it
+    // comes from L2 either way, and the jump back at each panel costs the prefetchers their
+    // stream. `bench_table` (1 thread, Intel Xeon host, the two builds alternated 6-12
+    // rounds, ratio of the medians, reversed / in order), infer: rnn_h128_b1_t1500_i1 0.780,
+    // rnn_h128_b1_t150 0.755, rnn_h192_b1_t100 0.968, rnn_h1024_b1_t50 0.701-0.783 (faster
+    // in every round), rnn_h1760_b8_t20_i1 0.926-0.931; rnn_h64_b1_t96 (`W_hh` in L1)
+    // 0.944-1.058, rnn_h256_b1_t150 0.970-0.974 (by the minima 0.999); train:
+    // rnn_h1024_b1_t50 0.815, rnn_h128_b1_t1500_i1 0.952, but rnn_h256_b1_t1500_i1 1.022
+    // (by the minima 1.025) and rnn_h256_b1_t150 0.997-1.100. `B = 16` reversed:
+    // rnn_h1760_b16_t20_i1 1.055, rnn_h1760_b16_t10 1.032-1.063.
+    let bytes = panels.len() * rec.nr * rec.k * size_of::<V::Elem>();
+    let reverse = rec.m <= MR && (bytes <= REVERSE_MAX_NEAR || bytes > REVERSE_MIN_FAR);
     for s in 1..n {
         let (ops, epi) = steps.step(s);
         debug_assert!(
@@ -771,7 +789,14 @@ pub(crate) unsafe fn steps_body<V, S, const MR: usize, const NV: usize, const NW
         );
         let ops = rec.with_a(ops.a);
         // SAFETY: as above; `ops` equals step `s`'s operands (the `Steps` contract).
-        unsafe { gemm_body::<V, S::Epi, MR, NV, NW, false, false>(&ops, &epi, panels.clone()) }
+        unsafe {
+            gemm_body::<V, S::Epi, MR, NV, NW, false, false>(
+                &ops,
+                &epi,
+                panels.clone(),
+                reverse && s % 2 == 1,
+            )
+        }
     }
 }
 
@@ -810,6 +835,13 @@ pub fn select_step_kernel<F: Float, E: Epilogue<F>>(
         _ => select::<F, E>(isa),
     }
 }
+
+/// Bytes of `W_hh` per step up to which a time loop reverses every other step's panels (see
+/// `steps_body`): four times the 48 KiB L1 of Zen 5 and of the Intel Xeons here.
+const REVERSE_MAX_NEAR: usize = 192 << 10;
+/// Bytes of `W_hh` per step above which a time loop reverses every other step's panels: the
+/// L2 of the smaller cores here (1 MiB on Zen 4 and 5; Intel's Xeons have 2).
+const REVERSE_MIN_FAR: usize = 1 << 20;
 
 /// Rows per step from which the AVX-512 `f32` time loops run 12-row tiles: each panel of
 /// `W_hh` is then read by `B / 12` tiles per step rather than `B / 8`. `bench_table` (1
@@ -875,7 +907,8 @@ pub fn select<F: Float, E: Epilogue<F>>(isa: Isa) -> KernelFn<F, E> {
     }
 }
 
-/// The generic body of every path: panels `panels`, all rows, row blocks of up to `MR`.
+/// The generic body of every path: panels `panels`, all rows, row blocks of up to `MR`; with
+/// `rev`, the panels from the last to the first (see [`steps_body`]).
 ///
 /// A panel with fewer than `NV` vectors of real columns (the last one, when the panel width
 /// does not divide `n`: `H = 16` in a 32-wide panel, the 16 columns past 32 of `H = 48`) runs
@@ -897,6 +930,7 @@ pub(crate) unsafe fn gemm_body<
     ops: &Operands<V::Elem>,
     epi: &E,
     panels: Range<usize>,
+    rev: bool,
 ) where
     V: Simd,
     E: Epilogue<V::Elem>,
@@ -915,14 +949,38 @@ pub(crate) unsafe fn gemm_body<
         }
         return;
     }
-    while p < panels.end {
+    // The panels still to do: `lo..hi`. Forwards, each unit (a panel, or a pair of them for
+    // one row) starts at `lo`; with `rev`, it ends at `hi`. Every unit's tiles are the same
+    // either way, so the order changes no bits (see `steps_body` for why it is reversed).
+    let (mut lo, mut hi) = (p, panels.end);
+    while lo < hi {
         // One row (the `B = 1` matrix-vector step) over two full panels in one tile: a
         // broadcast of `A` serves `2 * NV` FMAs instead of `NV` (three loads per two FMAs
         // bound the one-panel tile). Each column's partial sums are those of the one-panel
         // tile (the same `KS`, element `k` into sum `k % KS`, the same reduction), so the
         // bits do not depend on whether a panel is paired, nor on how threads split them.
         // (A one-row call is the last chunk of its GEMM, so it never fetches ahead.)
-        if const { NW == 2 * NV } && ops.m == 1 && p + 1 < panels.end && (p + 2) * nr <= ops.n {
+        let pairs = const { NW == 2 * NV } && ops.m == 1 && hi - lo >= 2;
+        let (p, width) = if !rev {
+            (
+                lo,
+                if pairs && (lo + 2) * nr <= ops.n {
+                    2
+                } else {
+                    1
+                },
+            )
+        } else if pairs && hi * nr <= ops.n {
+            (hi - 2, 2)
+        } else {
+            (hi - 1, 1)
+        };
+        if rev {
+            hi -= width;
+        } else {
+            lo += width;
+        }
+        if width == 2 {
             debug_assert!(ops.a_next.is_null() && ops.c_next.is_null());
             // SAFETY: panels `p` and `p + 1` are in range and full (`(p + 2) * nr <= n`), so
             // both lie in the packed buffer, `pstride` apart; one row of `A` (`m = 1`); the
@@ -931,7 +989,6 @@ pub(crate) unsafe fn gemm_body<
                 let bpanel = ops.bp.add(p * ops.pstride);
                 one_row_product::<V, E, NW, NV, NV>(ops, epi, bpanel, p * nr, 2 * nr);
             }
-            p += 2;
             continue;
         }
         // The last panel of this call fetches the next chunk's rows of `A`, the one before
@@ -959,7 +1016,6 @@ pub(crate) unsafe fn gemm_body<
                 _ => row_blocks::<V, E, MR, NV, NV, PA>(ops, epi, bpanel, c0, ncols, ahead),
             }
         }
-        p += 1;
     }
 }
 

@@ -23,7 +23,7 @@ const L: usize = 8;
 /// The memory contract of [`super::KernelFn`] (no CPU feature is needed).
 pub unsafe fn gemm<F: Float, E: Epilogue<F>>(ops: &Operands<F>, epi: &E, panels: Range<usize>) {
     // SAFETY: the memory contract is the caller's; the portable type needs no feature.
-    unsafe { gemm_body::<F::VPort, E, MR, NV, 0, true, false>(ops, epi, panels) }
+    unsafe { gemm_body::<F::VPort, E, MR, NV, 0, true, false>(ops, epi, panels, false) }
 }
 
 /// The packed GEMM with `A` as columns and `B` as rows in place (see [`super::gemm_b_rows`]).
@@ -37,7 +37,7 @@ pub unsafe fn gemm_b_rows<F: Float, E: Epilogue<F>>(
     panels: Range<usize>,
 ) {
     // SAFETY: the memory contract is the caller's.
-    unsafe { gemm_body::<F::VPort, E, MR, NV, 0, false, true>(ops, epi, panels) }
+    unsafe { gemm_body::<F::VPort, E, MR, NV, 0, false, true>(ops, epi, panels, false) }
 }
 
 /// Steps `0..n` of `steps` over `panels`, in order, in this one call (see [`super::StepsFn`]).

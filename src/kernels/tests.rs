@@ -1008,6 +1008,12 @@ fn run_steps_in_one_call_matches_threaded_steps_bitwise_and_loops() {
             (1, nr - 1),
             (1, nr),
             (1, 2 * nr + 3),
+            // Odd steps run the panels in reverse (one row: pairs of panels, then the
+            // partial last one first): 4 full panels, 5 and a partial one; 2 and 8 rows.
+            (1, 4 * nr),
+            (1, 5 * nr + 7),
+            (2, 3 * nr + 1),
+            (8, 4 * nr + 5),
             (3, nr + 1),
             (9, 37),
             // From `STEP_TALL_MIN_ROWS` rows the AVX-512 f32 loops run 12-row tiles: 24 rows
