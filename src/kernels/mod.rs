@@ -605,6 +605,27 @@ impl<F: Float> Operands<F> {
         self.lda_tile != self.lda
     }
 
+    /// Asks for every line of `A`'s rows to be brought into L1 at once, when they are
+    /// contiguous rows (`csa = 1`) of at most [`FETCH_A_MAX_BYTES`] in all: a hint, never a
+    /// memory access. For a time loop shared by threads, whose step reads `h_(t-1)` (or
+    /// `dA_(t+1)`) just written by the other participants: the tile reads it a line at a
+    /// time as `k` advances, so each of their lines waited for its own transfer between cores.
+    #[inline]
+    pub(crate) fn fetch_a(&self) {
+        let size = size_of::<F>();
+        if self.csa != 1 || self.k == 0 || self.m * self.k * size > FETCH_A_MAX_BYTES {
+            return;
+        }
+        let line = PREFETCH_LINE / size;
+        for r in 0..self.m {
+            let row = self.a.wrapping_add(r * self.lda);
+            for c in (0..self.k).step_by(line) {
+                prefetch_l1(row.wrapping_add(c));
+            }
+            prefetch_l1(row.wrapping_add(self.k - 1));
+        }
+    }
+
     /// Whether a one-row tile broadcasts `A` in registers: its row is contiguous and `K` is at
     /// least [`REG_SPLAT_MIN_K`] (see `tile`).
     #[inline(always)]
@@ -1345,6 +1366,22 @@ fn prefetch<F>(p: *const F) {
     #[cfg(not(all(target_arch = "x86_64", not(miri))))]
     let _ = p;
 }
+
+/// As [`prefetch`], into L1 (`prefetcht0`).
+#[inline(always)]
+fn prefetch_l1<F>(p: *const F) {
+    #[cfg(all(target_arch = "x86_64", not(miri)))]
+    // SAFETY: `prefetcht0` (SSE, part of the x86_64 baseline) never faults and reads nothing
+    // architecturally visible, whatever the address.
+    unsafe {
+        std::arch::x86_64::_mm_prefetch::<{ std::arch::x86_64::_MM_HINT_T0 }>(p.cast())
+    };
+    #[cfg(not(all(target_arch = "x86_64", not(miri))))]
+    let _ = p;
+}
+
+/// Bytes of `A` up to which [`Operands::fetch_a`] fetches all of it.
+const FETCH_A_MAX_BYTES: usize = 8 << 10;
 
 /// `A`'s layout for [`tile`]: strides `lda` and `csa` at run time.
 const A_STRIDED: u8 = 0;

@@ -198,6 +198,7 @@ impl StepLoop {
             let kernel = super::select_step_kernel::<F, S::Epi>(isa, rows, lda);
             self.run(n, panels, |s, range| {
                 let (ops, epi) = steps.step(s);
+                ops.fetch_a();
                 // SAFETY: `isa` is supported (this function's contract); `run` starts step
                 // `s` only after every chunk of the steps before it returned and hands
                 // concurrent calls disjoint panel ranges, which is what the `Steps`
