@@ -302,6 +302,64 @@ fn weight_gradients_read_in_place_match_reference() {
     }
 }
 
+/// `backward`'s workspace holds no room for packed right operands when both are read in place
+/// (`H` and `I` multiples of every path's panel width, rows of `H` under 1 KiB, no lengths),
+/// and room for `X` packed when lengths are given: `T*B*H + H` elements, each part rounded up
+/// to a 64-byte line, plus one line to align the start (the documented size).
+#[test]
+fn backward_workspace_holds_packs_only_when_needed() {
+    let line = 64 / size_of::<f32>();
+    let up = |n: usize| n.next_multiple_of(line);
+    let (i, h) = (64, 64);
+    for isa in Isa::available() {
+        for (steps, batch, lengths) in [(5, 1, false), (4, 3, false), (4, 3, true)] {
+            let flags = Flags {
+                bias: true,
+                h0: true,
+                lengths,
+            };
+            let p = Problem::random(steps, batch, i, h, flags, 77);
+            let rnn = layer::<f32>(&p, Activation::Tanh, isa);
+            let seq = sequences(&p);
+            let input = cast::<f32>(&p.input);
+            let h0 = p.h0.as_deref().map(cast::<f32>);
+            let rows = steps * batch;
+            let mut output = vec![0f32; rows * h];
+            rnn.forward(&seq, &input, h0.as_deref(), &mut output, None)
+                .unwrap();
+            let (mut d_w_ih, mut d_w_hh) = (vec![0f32; h * i], vec![0f32; h * h]);
+            let grads = RnnGrads {
+                d_input: None,
+                d_h0: None,
+                d_w_ih: Some(&mut d_w_ih),
+                d_w_hh: Some(&mut d_w_hh),
+                d_b_ih: None,
+                d_b_hh: None,
+            };
+            let mut ws = Workspace::new();
+            let go = cast::<f32>(&p.grad_output);
+            rnn.backward(
+                &seq,
+                &input,
+                h0.as_deref(),
+                &output,
+                Some(&go),
+                None,
+                grads,
+                &mut ws,
+            )
+            .unwrap();
+            let bare = up(rows * h) + up(h) + line;
+            if lengths {
+                // `X` packed: `T*B` rows of `I` (a multiple of the panel width here).
+                assert_eq!(ws.len(), bare + up(rows * i), "{isa:?} {steps}x{batch}");
+            } else {
+                assert_eq!(ws.len(), bare, "{isa:?} {steps}x{batch}");
+            }
+        }
+    }
+}
+
 /// 4th-order central differences of the loss in f64 against the reference's gradients.
 #[test]
 fn reference_gradients_match_finite_differences() {

@@ -40,8 +40,10 @@ impl<F: Float> Rnn<F> {
     /// gradient goes.
     ///
     /// Workspace: `T*B*H + H` elements, plus, when `d_w_ih` or `d_w_hh` is wanted, room
-    /// for `input` or the previous states packed for the kernels (`T*B` rows of `max(H, I)`
-    /// rounded up to the panel width) and, when a row of `H` elements takes 1 KiB or more,
+    /// for `input` or the previous states packed for the kernels (`T*B` rows of `I` or `H`,
+    /// the wider of those packed, rounded up to the panel width; none when both are read in
+    /// place: a row of `H` under 1 KiB, `H` and `I` multiples of the panel width, no
+    /// lengths) and, when a row of `H` elements takes 1 KiB or more,
     /// `T*B` rows of `H` rounded up to a register tile's rows (at most 11 more) for `dA^T`
     /// packed. Padded rows of `input` are packed as zeros, so whatever the
     /// padding holds, even NaN, never reaches the weight gradient.
@@ -159,10 +161,24 @@ impl<F: Float> Rnn<F> {
         } else {
             0
         };
-        let pack_len = if weights {
-            kernels::packed_len::<F>(isa, rows, hidden.max(input_size))
+        // The right operands of the weight gradients: read in place (see below) or packed
+        // into the workspace, which then holds room for the wider of those packed.
+        let nr = kernels::panel_width::<F>(isa);
+        let x_in_place = !pack_a && seq.lengths.is_none() && input_size.is_multiple_of(nr);
+        let h_in_place = !pack_a && hidden.is_multiple_of(nr);
+        let x_packed = if d_w_ih.is_some() && !x_in_place {
+            input_size
         } else {
             0
+        };
+        let h_packed = if d_w_hh.is_some() && !h_in_place {
+            hidden
+        } else {
+            0
+        };
+        let pack_len = match x_packed.max(h_packed) {
+            0 => 0,
+            width => kernels::packed_len::<F>(isa, rows, width),
         };
         let [d_pre, db, a_buf, pack_buf] = workspace.take_parts([seq_len, hidden, a_len, pack_len]);
 
@@ -217,9 +233,8 @@ impl<F: Float> Rnn<F> {
         // packed; `h0` given, so `h_(t-1)` packed in both): rnn_h64_b1_t96 train 0.974,
         // rnn_h32_b1_t672 0.962, rnn_h128_b1_t150 0.982 (every round faster at the first two);
         // rnn_h256_b1_t150, whose `dA^T` is packed, 1.002.
-        let nr = kernels::panel_width::<F>(isa);
         if let Some(d_w_ih) = d_w_ih {
-            if ap.is_none() && seq.lengths.is_none() && input_size.is_multiple_of(nr) {
+            if x_in_place {
                 let x = &input[..rows * input_size];
                 kernels::gemm_b_rows(
                     isa,
@@ -271,7 +286,7 @@ impl<F: Float> Rnn<F> {
                 Some(_) => (0, rows),
                 None => (batch, rows - batch),
             };
-            if ap.is_none() && hidden.is_multiple_of(nr) {
+            if h_in_place {
                 // In place: `h0`'s rows for the first `B` rows of `dA`, then the states' first
                 // `T*B - B` rows for the rest, each product adding into `d_w_hh` (two sums
                 // where the packed operand has one: other bits, the same for any thread count).
