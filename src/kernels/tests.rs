@@ -761,8 +761,9 @@ fn step_loop_runs_alone_after_a_participant_stalls() {
 }
 
 /// Which time loops share a 2-thread pool (the measurements are at [`StepLoop::recurrence`]):
-/// `W_hh` of 256 x 256 from `B = 1` and of 128 x 128 from `B = 4` over enough steps; not the
-/// short-step workloads that two threads made slower, a single step, or a short loop.
+/// `W_hh` of 210 x 210 from `B = 1`, of 182 x 182 from `B = 4` and of 91 x 91 from `B = 16`
+/// over enough steps; not the short-step workloads that two threads made slower, a single
+/// step, or a short loop.
 #[test]
 fn time_loops_share_the_pool_only_from_the_measured_sizes() {
     let threads = |rows, h: usize, steps| {
@@ -771,11 +772,16 @@ fn time_loops_share_the_pool_only_from_the_measured_sizes() {
     assert_eq!(threads(1, 256, 150), 2, "rnn_h256_b1_t150");
     assert_eq!(threads(1, 256, 22), 2, "rnn_h256_b1_t22");
     assert_eq!(threads(1, 256, 21), 1, "rnn_h256_b1_t21");
-    assert_eq!(threads(1, 148, 1000), 2, "rnn_h148_b1_t1000");
-    assert_eq!(threads(1, 147, 1000), 1, "rnn_h147_b1_t1000");
-    assert_eq!(threads(1, 192, 100), 2, "rnn_h192_b1_t100");
-    assert_eq!(threads(4, 128, 100), 2, "rnn_h128_b4_t100");
-    assert_eq!(threads(16, 64, 100), 2, "rnn_h64_b16_t100");
+    assert_eq!(threads(1, 210, 1000), 2, "rnn_h210_b1_t1000");
+    assert_eq!(threads(1, 209, 1000), 1, "rnn_h209_b1_t1000");
+    assert_eq!(threads(1, 224, 100), 2, "rnn_h224_b1_t100");
+    assert_eq!(threads(1, 192, 100), 1, "rnn_h192_b1_t100");
+    assert_eq!(threads(1, 160, 100), 1, "rnn_h160_b1_t100");
+    assert_eq!(threads(4, 182, 100), 2, "rnn_h182_b4_t100");
+    assert_eq!(threads(4, 181, 100), 1, "rnn_h181_b4_t100");
+    assert_eq!(threads(4, 128, 100), 1, "rnn_h128_b4_t100");
+    assert_eq!(threads(16, 91, 100), 2, "rnn_h91_b16_t100");
+    assert_eq!(threads(16, 64, 100), 1, "rnn_h64_b16_t100");
     assert_eq!(threads(1, 64, 96), 1, "rnn_h64_b1_t96");
     assert_eq!(threads(1, 96, 100), 1, "rnn_h96_b1_t100");
     assert_eq!(threads(2, 128, 100), 1, "rnn_h128_b2_t100");

@@ -30,8 +30,9 @@ const MIN_FLOPS_PER_THREAD: usize = 1 << 22;
 /// Work per step, per thread ([`step_work`]), below which a time loop stays on the calling
 /// thread: the participants meet once per step (each chunk's done mark and the state's lines
 /// cross between cores, ~0.1-0.2 us here), so a thread's part of a step must take a few times
-/// that.
-const MIN_STEP_WORK_PER_THREAD: usize = 1 << 16;
+/// that. 128 Kflop: `B = 1` from `H = 210`, `B = 4` from 182, `B = 16` from 91 (64 Kflop, until
+/// the one-thread loops reversed every other step's panels, shared `B = 1` from `H = 148`).
+const MIN_STEP_WORK_PER_THREAD: usize = 1 << 17;
 
 /// A step's work as the time it takes, in flops: `2 * max(rows, 3) * n * k`. Every step reads
 /// all of the `[k, n]` packed weights from L2 whatever its rows, which takes about as long as
@@ -86,7 +87,16 @@ impl StepLoop {
     /// `rnn_h256_b16_t50` 0.754 / 0.487, 2.08 / 1.58. Kept on one thread, where two were
     /// slower or level: `rnn_h128_b2_t100` 0.071 / 0.077 (infer); `rnn_h96_b1_t100` 0.021 /
     /// 0.027; `rnn_h64_b1_t96` 0.009 / 0.021; `rnn_h256_b1_t5` train 0.045 / 0.060;
-    /// `rnn_h256_b1_t12` 0.028 / 0.020 but train 0.088 / 0.090.
+    /// `rnn_h256_b1_t12` 0.028 / 0.020 but train 0.088 / 0.090. On an Intel Xeon host (model
+    /// 207, quiet at the time; `taskset -c 0-1 bench_table --threads N --modes infer,train
+    /// --target-s 0.3`, 3 alternated rounds, medians, ms, one thread / two, at 64 Kflop, with
+    /// the one-thread loops reversing every other step's panels): two threads slower at
+    /// `rnn_h160_b1_t100` 0.104-0.106 / 0.144-0.156, train 0.277-0.279 / 0.342-0.396;
+    /// `rnn_h192_b1_t100` 0.156-0.160 / 0.186-0.216, train 0.409-0.422 / 0.449-0.507;
+    /// `rnn_h128_b4_t100` infer 0.194-0.197 / 0.208-0.240 (train 0.557-0.570 / 0.496-0.577);
+    /// `rnn_h64_b16_t100` infer 0.203-0.204 / 0.217-0.313 (train level); faster at
+    /// `rnn_h224_b1_t100` 0.227-0.252 / 0.202-0.239 and `rnn_h256_b1_t150` 0.438-0.447 /
+    /// 0.324-0.352. Hence 128 Kflop per thread per step.
     pub fn recurrence(panels: usize, rows: usize, n: usize, k: usize, steps: usize) -> Self {
         let work = step_work(rows, n, k);
         let by_step = (work / MIN_STEP_WORK_PER_THREAD).max(1);
