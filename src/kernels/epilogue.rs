@@ -162,7 +162,7 @@ impl<F: Float, const TANH: bool> Epilogue<F> for FwdStep<'_, F, TANH> {
     /// `rnn_h512_b64_t50`, 1.127-1.143 / 1.132-1.164), so it fetches nothing.
     #[inline(always)]
     fn fetch(&self, r0: usize, rows: usize, c0: usize, ncols: usize) {
-        fetch_rows(self.c.cast_const(), self.ld, r0, rows, c0, ncols);
+        fetch_rows::<F, false>(self.c.cast_const(), self.ld, r0, rows, c0, ncols);
     }
 
     #[inline(always)]
@@ -297,9 +297,16 @@ impl<F: Float, const TANH: bool> Epilogue<F> for BwdStep<'_, F, TANH> {
 /// Fetches the lines of rows `r0..r0 + rows`, columns `c0..c0 + ncols`, of a `[_, ld]` tensor
 /// at `base` (hints: addresses are only computed, never read): one per line's worth of
 /// elements from the row's first, and its last (a row that does not start a line ends in one
-/// more).
+/// more). Into L1 when `L1`, else L2 (see [`super::prefetch_to`]).
 #[inline(always)]
-fn fetch_rows<F>(base: *const F, ld: usize, r0: usize, rows: usize, c0: usize, ncols: usize) {
+pub(super) fn fetch_rows<F, const L1: bool>(
+    base: *const F,
+    ld: usize,
+    r0: usize,
+    rows: usize,
+    c0: usize,
+    ncols: usize,
+) {
     if ncols == 0 {
         return;
     }
@@ -307,8 +314,8 @@ fn fetch_rows<F>(base: *const F, ld: usize, r0: usize, rows: usize, c0: usize, n
     for r in r0..r0 + rows {
         let row = base.wrapping_add(r * ld + c0);
         for c in (0..ncols).step_by(line) {
-            super::prefetch(row.wrapping_add(c));
+            super::prefetch_to::<F, L1>(row.wrapping_add(c));
         }
-        super::prefetch(row.wrapping_add(ncols - 1));
+        super::prefetch_to::<F, L1>(row.wrapping_add(ncols - 1));
     }
 }

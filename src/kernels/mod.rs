@@ -616,14 +616,7 @@ impl<F: Float> Operands<F> {
         if self.csa != 1 || self.k == 0 || self.m * self.k * size > FETCH_A_MAX_BYTES {
             return;
         }
-        let line = PREFETCH_LINE / size;
-        for r in 0..self.m {
-            let row = self.a.wrapping_add(r * self.lda);
-            for c in (0..self.k).step_by(line) {
-                prefetch_l1(row.wrapping_add(c));
-            }
-            prefetch_l1(row.wrapping_add(self.k - 1));
-        }
+        epilogue::fetch_rows::<F, true>(self.a, self.lda, 0, self.m, 0, self.k);
     }
 
     /// Whether a one-row tile broadcasts `A` in registers: its row is contiguous and `K` is at
@@ -1357,24 +1350,22 @@ const PREFETCH_MIN_B: usize = 1 << 20;
 /// a hint, never a memory access, so any address is allowed.
 #[inline(always)]
 fn prefetch<F>(p: *const F) {
-    #[cfg(all(target_arch = "x86_64", not(miri)))]
-    // SAFETY: `prefetcht1` (SSE, part of the x86_64 baseline) never faults and reads nothing
-    // architecturally visible, whatever the address.
-    unsafe {
-        std::arch::x86_64::_mm_prefetch::<{ std::arch::x86_64::_MM_HINT_T1 }>(p.cast())
-    };
-    #[cfg(not(all(target_arch = "x86_64", not(miri))))]
-    let _ = p;
+    prefetch_to::<F, false>(p)
 }
 
-/// As [`prefetch`], into L1 (`prefetcht0`).
+/// As [`prefetch`], into L1 and up when `L1` (`prefetcht0`), else L2 and up (`prefetcht1`).
 #[inline(always)]
-fn prefetch_l1<F>(p: *const F) {
+fn prefetch_to<F, const L1: bool>(p: *const F) {
     #[cfg(all(target_arch = "x86_64", not(miri)))]
-    // SAFETY: `prefetcht0` (SSE, part of the x86_64 baseline) never faults and reads nothing
-    // architecturally visible, whatever the address.
+    // SAFETY: `prefetcht0` / `prefetcht1` (SSE, part of the x86_64 baseline) never fault and
+    // read nothing architecturally visible, whatever the address.
     unsafe {
-        std::arch::x86_64::_mm_prefetch::<{ std::arch::x86_64::_MM_HINT_T0 }>(p.cast())
+        use std::arch::x86_64::{_MM_HINT_T0, _MM_HINT_T1, _mm_prefetch};
+        if L1 {
+            _mm_prefetch::<_MM_HINT_T0>(p.cast())
+        } else {
+            _mm_prefetch::<_MM_HINT_T1>(p.cast())
+        }
     };
     #[cfg(not(all(target_arch = "x86_64", not(miri))))]
     let _ = p;
