@@ -94,8 +94,9 @@ impl Isa {
 }
 
 /// Whether the CPU calls itself `GenuineIntel` (CPUID leaf 0; cached after the first call).
-/// The packed GEMM's K blocking is tuned per vendor (see `kernels::Tuning`): a measured
-/// difference between the hosts, not a feature, so nothing else may depend on it.
+/// Some tunings differ by vendor (the packed GEMM's K blocking, see `kernels::Tuning`; the
+/// time loops' tall tiles and rows' split): measured differences between the hosts, not
+/// features, so nothing but such tunings may depend on it.
 pub(crate) fn vendor_is_intel() -> bool {
     static INTEL: OnceLock<bool> = OnceLock::new();
     *INTEL.get_or_init(|| {

@@ -578,9 +578,9 @@ fn forward_final_in_blocks_matches_reference_and_forward_bitwise() {
     }
 }
 
-/// The time loop splits each step's columns across the caller's rayon threads: results must
-/// be bitwise identical for 1, 2 and 3 threads (steps big enough to be shared: `B = 24` and
-/// `B = 1`).
+/// The time loop splits each step's columns, or its rows, across the caller's rayon threads:
+/// results must be bitwise identical for 1, 2 and 3 threads (loops big enough to be shared:
+/// `B = 24` and `B = 1` by columns, `B = 16` by rows).
 #[test]
 fn thread_count_does_not_change_results() {
     fn run_all<F: Float>(p: &Problem, isa: Isa) -> Vec<Vec<F>> {
@@ -632,7 +632,22 @@ fn thread_count_does_not_change_results() {
         },
         4,
     );
-    for p in [&p, &single] {
+    // B = 16 with W_hh of 64 x 64 over 80 steps: the loops split their rows (two tiles of 8 on
+    // AVX-512, four of 4 on the portable path) between two threads, each running its rows'
+    // steps alone, with sequences ending on both sides of the split.
+    let rows = Problem::random(
+        80,
+        16,
+        9,
+        64,
+        Flags {
+            bias: true,
+            h0: true,
+            lengths: true,
+        },
+        5,
+    );
+    for p in [&p, &single, &rows] {
         for isa in Isa::available() {
             let r = run_all::<f32>(p, isa);
             assert!(r[0] == r[1] && r[0] == r[2], "f32 {isa:?} B = {}", p.batch);

@@ -710,8 +710,11 @@ pub type KernelFn<F, E> = unsafe fn(&Operands<F>, &E, Range<usize>);
 /// Implementers promise that, once every call of steps `0..s` has returned, the operands and
 /// epilogue of [`Steps::step`]`(s)` meet the memory contract of [`KernelFn`] for every panel
 /// of the product, and that calls of the same step on disjoint panel ranges write disjoint
-/// memory; and that the operands of every step `s >= 1` are step 1's but for `a` (checked in
-/// debug builds).
+/// memory; that the operands of every step `s >= 1` are step 1's but for `a` (checked in
+/// debug builds); and that the rows are independent: row `r` of step `s` (its row of `A` and
+/// what its epilogue reads and writes for row `r`) touches only row `r` of what the other
+/// steps write. Rows split between threads then run their steps without waiting for each
+/// other (see [`StepLoop::run_steps`]).
 pub unsafe trait Steps<F>: Sync {
     /// The epilogue of every step.
     type Epi: Epilogue<F>;
@@ -870,6 +873,26 @@ const REVERSE_MIN_FAR: usize = 1 << 20;
 /// `gemm_ops_tuned` on the L1's sets).
 #[cfg_attr(not(target_arch = "x86_64"), allow(dead_code))]
 pub const STEP_TALL_MIN_ROWS: usize = 24;
+
+/// Rows of the register tiles of [`select_steps`]'s choice for steps of `rows` rows of `F`,
+/// `lda` apart: every step's rows go in tiles of this many from row 0, the remainder last.
+#[cfg_attr(
+    not(target_arch = "x86_64"),
+    allow(clippy::extra_unused_type_parameters)
+)]
+pub fn step_tile_rows<F: Float>(isa: Isa, rows: usize, lda: usize) -> usize {
+    #[cfg(not(target_arch = "x86_64"))]
+    let _ = (rows, lda);
+    match isa {
+        #[cfg(target_arch = "x86_64")]
+        Isa::Avx512 if step_tall::<F>(rows, lda) => avx512::MR_TALL,
+        #[cfg(target_arch = "x86_64")]
+        Isa::Avx512 => avx512::MR,
+        #[cfg(target_arch = "x86_64")]
+        Isa::Avx2Fma => avx2::MR,
+        _ => portable::MR,
+    }
+}
 
 /// Whether steps of `rows` rows of `F`, `lda` apart, run the tall tiles on AVX-512.
 #[cfg_attr(not(target_arch = "x86_64"), allow(dead_code))]

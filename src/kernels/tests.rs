@@ -794,6 +794,47 @@ fn time_loops_share_the_pool_only_from_the_measured_sizes() {
     );
 }
 
+/// Which time loops on a 2-thread pool split their rows rather than their panels: those with
+/// a tile of rows per thread, split as evenly as the panels would be, weights that fit in L2
+/// (`H = 512` in `f32` on Intel's cores, 362 elsewhere) and enough work for the whole loop.
+#[test]
+fn time_loops_split_rows_where_even_and_in_l2() {
+    let isa = Isa::detect();
+    let split = |rows: usize, h: usize, steps: usize| {
+        let bp = PackedB::<f32>::new(isa, h, h, |_, _| 0.0);
+        let a = vec![0f32; rows * h];
+        let ops = Operands::new(&a, h, rows, bp.view(), h);
+        let tile = step_tile_rows::<f32>(isa, rows, h);
+        pool(2).install(|| {
+            StepLoop::recurrence(bp.view().panels(), rows, h, h, steps)
+                .row_split(&ops, tile, steps)
+                .map(|(starts, t)| starts[..=t].to_vec())
+        })
+    };
+    let intel = crate::isa::vendor_is_intel();
+    // Halves of whole tiles where the tiles divide them so (8 and 4 rows; not 6 or 12).
+    let even = |rows: usize| {
+        let tile = step_tile_rows::<f32>(isa, rows, 256);
+        rows.is_multiple_of(2 * tile)
+            .then(|| vec![0, rows / 2, rows])
+    };
+    assert_eq!(split(16, 256, 50), even(16));
+    assert_eq!(split(16, 512, 50), even(16).filter(|_| intel));
+    assert_eq!(split(16, 64, 100), even(16));
+    // Weights beyond L2 on every path (12 MiB), a single tile of rows, too little work.
+    assert_eq!(split(16, 1760, 50), None);
+    assert_eq!(split(1, 256, 150), None);
+    assert_eq!(split(4, 512, 100), None);
+    assert_eq!(split(16, 32, 10), None);
+    // Uneven: 32 rows in tiles of 12 (AVX-512 on Intel) would be 12 against 20, where the 8
+    // panels of `H = 256` split 4 against 4; in tiles of 8, 16 against 16.
+    assert_eq!(split(32, 256, 50), even(32));
+    if isa == Isa::Avx512 && intel {
+        assert_eq!(split(32, 256, 50), None);
+        assert_eq!(split(48, 256, 50), Some(vec![0, 24, 48]));
+    }
+}
+
 #[test]
 fn step_loop_propagates_a_panic_instead_of_hanging() {
     let pool = pool(2);
@@ -983,6 +1024,24 @@ unsafe impl<F: Float> Steps<F> for TestSteps<F> {
 }
 
 fn run_test_steps<F: Float>(isa: Isa, m: usize, n: usize, steps: usize, threads: usize) -> Vec<F> {
+    let panels = n.div_ceil(panel_width::<F>(isa));
+    run_test_steps_on(
+        isa,
+        m,
+        n,
+        steps,
+        StepLoop::with_threads(threads.min(panels)),
+    )
+}
+
+/// [`run_test_steps`] on the given loop.
+fn run_test_steps_on<F: Float>(
+    isa: Isa,
+    m: usize,
+    n: usize,
+    steps: usize,
+    threads: StepLoop,
+) -> Vec<F> {
     let mut seed = (m * 100 + n) as u64;
     let b: Vec<F> = (0..n * n)
         .map(|_| F::from_f64(lcg(&mut seed) * 0.5))
@@ -1001,7 +1060,7 @@ fn run_test_steps<F: Float>(isa: Isa, m: usize, n: usize, steps: usize, threads:
         n,
     };
     // SAFETY: `isa` is available (from `Isa::available`); `TestSteps` meets the contract.
-    unsafe { StepLoop::with_threads(threads.min(panels)).run_steps(isa, &ts, steps, panels) };
+    unsafe { threads.run_steps(isa, &ts, steps, panels) };
     states
 }
 
@@ -1022,6 +1081,10 @@ fn run_steps_in_one_call_matches_threaded_steps_bitwise_and_loops() {
             (8, 4 * nr + 5),
             (3, nr + 1),
             (9, 37),
+            // Rows split between threads in whole tiles: two and three 8-row tiles (a 4-row
+            // one left over), with a partial panel.
+            (16, nr + 5),
+            (28, 2 * nr),
             // From `STEP_TALL_MIN_ROWS` rows the AVX-512 f32 loops run 12-row tiles: 24 rows
             // in two, 26 with a 2-row remainder (two partial sums), 34 with a 10-row one
             // (where 8-row tiles would leave rows 32-33 to a 2-row tile: other bits).
@@ -1033,12 +1096,16 @@ fn run_steps_in_one_call_matches_threaded_steps_bitwise_and_loops() {
             let one = run_test_steps::<f32>(isa, m, n, steps, 1);
             for threads in [2, 3] {
                 let many = run_test_steps::<f32>(isa, m, n, steps, threads);
-                assert!(
-                    one.iter()
-                        .zip(&many)
-                        .all(|(x, y)| x.to_bits() == y.to_bits()),
-                    "{isa:?} m={m} n={n} threads={threads}: not bitwise identical"
-                );
+                // The rows split between the threads (where each gets a tile of them: 8 and
+                // 9 rows on the portable path's 4-row tiles, 24 and more on AVX-512).
+                let by_rows =
+                    run_test_steps_on::<f32>(isa, m, n, steps, StepLoop::with_row_threads(threads));
+                for (split, got) in [("panels", &many), ("rows", &by_rows)] {
+                    assert!(
+                        one.iter().zip(got).all(|(x, y)| x.to_bits() == y.to_bits()),
+                        "{isa:?} m={m} n={n} threads={threads} ({split}): not bitwise identical"
+                    );
+                }
             }
             // Against loops in f64 from the same inputs.
             let mut seed = (m * 100 + n) as u64;

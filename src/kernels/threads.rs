@@ -12,12 +12,16 @@
 //! the whole loop (a rayon join per step costs far more than a step of a small recurrence).
 //! `K` is never split, so every element is computed by the same instructions whoever runs
 //! its chunk: results are bitwise identical for any thread count.
+//!
+//! A loop whose rows (the batch) hold a register tile per thread, and whose weights fit in
+//! L2, splits its rows instead, in whole tiles: each thread runs all the steps of its rows
+//! in one call and meets the others only at the end (see [`StepLoop::run_steps`]).
 
 use std::ops::Range;
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::time::{Duration, Instant};
 
-use super::Steps;
+use super::{Epilogue, Operands, RowMode, Simd, Steps};
 use crate::float::Float;
 use crate::isa::Isa;
 
@@ -45,6 +49,18 @@ fn step_work(rows: usize, n: usize, k: usize) -> usize {
         .saturating_mul(k)
 }
 
+/// Bytes of packed weights up to which a time loop may split its rows (the batch) between
+/// threads (see [`StepLoop::run_steps`]): every thread then reads all of the weights every
+/// step, which must stay in its own L2. Larger weights come from L3 (or memory) every step,
+/// and reading them all on every core would double that traffic: their loops split the
+/// panels. Half the 1 MiB L2 of the AMD cores here (not measured there).
+const ROW_SPLIT_MAX_BYTES: usize = 1 << 19;
+/// [`ROW_SPLIT_MAX_BYTES`] on Intel's cores (2 MiB of L2 on the Xeons here): `H = 512` in
+/// `f32`.
+const ROW_SPLIT_MAX_BYTES_INTEL: usize = 1 << 20;
+/// One more than the most threads a loop splits its rows between.
+const MAX_ROW_THREADS: usize = 9;
+
 /// Spins before a waiting participant starts yielding its core (the machine may be shared).
 const YIELD_AFTER_SPINS: u32 = 1 << 12;
 
@@ -62,6 +78,12 @@ const STALL_FLOOR: Duration = Duration::from_micros(50);
 pub struct StepLoop {
     threads: usize,
     stall: Duration,
+    /// Threads a time loop may split its rows between ([`StepLoop::run_steps`]): the pool's,
+    /// or 1 where rows are not to be split.
+    row_threads: usize,
+    /// Split the rows wherever each thread gets a tile of them, whatever the size and the
+    /// balance (tests).
+    rows_forced: bool,
 }
 
 impl StepLoop {
@@ -101,12 +123,12 @@ impl StepLoop {
         let work = step_work(rows, n, k);
         let by_step = (work / MIN_STEP_WORK_PER_THREAD).max(1);
         let by_loop = (work.saturating_mul(steps) / MIN_FLOPS_PER_THREAD).max(1);
-        let threads = rayon::current_num_threads()
-            .min(panels)
-            .min(by_step)
-            .min(by_loop)
-            .max(1);
-        StepLoop::with_stall(threads, work)
+        let pool = rayon::current_num_threads();
+        let threads = pool.min(panels).min(by_step).min(by_loop).max(1);
+        StepLoop {
+            row_threads: pool.max(1),
+            ..StepLoop::with_stall(threads, work)
+        }
     }
 
     /// `threads` participants sharing steps of `work` flops: a chunk should take about
@@ -119,6 +141,8 @@ impl StepLoop {
         StepLoop {
             threads,
             stall: STALL_FLOOR + Duration::from_nanos(chunk_ns.saturating_mul(8)),
+            row_threads: 1,
+            rows_forced: false,
         }
     }
 
@@ -127,13 +151,83 @@ impl StepLoop {
         self.threads
     }
 
-    /// A loop on exactly `threads` participants (at least 1), whatever the pool holds.
+    /// A loop on exactly `threads` participants (at least 1), whatever the pool holds, each
+    /// step's panels split between them.
     #[cfg(test)]
     pub(crate) fn with_threads(threads: usize) -> Self {
         StepLoop {
             threads: threads.max(1),
             stall: STALL_FLOOR,
+            row_threads: 1,
+            rows_forced: false,
         }
+    }
+
+    /// A loop that splits its rows between up to `threads` threads wherever
+    /// [`StepLoop::run_steps`] can (else one thread), whatever its size.
+    #[cfg(test)]
+    pub(crate) fn with_row_threads(threads: usize) -> Self {
+        StepLoop {
+            row_threads: threads.max(1),
+            rows_forced: true,
+            ..StepLoop::with_threads(1)
+        }
+    }
+
+    /// The rows' split of a time loop of `steps` steps of operands `ops` whose rows go in
+    /// register tiles of `tile` rows (see [`StepLoop::run_steps`]): the first row of each
+    /// thread's part and the end, or `None` to split the panels (or run on one thread). Where
+    /// the packed weights fit in L2 ([`ROW_SPLIT_MAX_BYTES`]), each thread's part of the whole
+    /// loop is worth waking it ([`MIN_FLOPS_PER_THREAD`]: a loop of split rows meets nobody
+    /// until its end), and the busiest thread has no larger a share of the rows than a split
+    /// of the panels would give it of those (whole tiles of rows per thread: `B = 16` in
+    /// two tiles of 8 splits evenly, `B = 32` in tiles of 12 does not).
+    pub(super) fn row_split<F: Float>(
+        &self,
+        ops: &Operands<F>,
+        tile: usize,
+        steps: usize,
+    ) -> Option<([usize; MAX_ROW_THREADS], usize)> {
+        let (rows, tile) = (ops.m, tile.max(1));
+        let full_tiles = rows / tile;
+        let panels = ops.n.div_ceil(ops.nr.max(1));
+        let weights = panels * ops.nr * ops.k * size_of::<F>();
+        let work = 2usize
+            .saturating_mul(rows)
+            .saturating_mul(ops.n)
+            .saturating_mul(ops.k)
+            .saturating_mul(steps);
+        let by_work = match self.rows_forced {
+            true => usize::MAX,
+            false => work / MIN_FLOPS_PER_THREAD,
+        };
+        let t = self
+            .row_threads
+            .min(full_tiles)
+            .min(by_work)
+            .min(MAX_ROW_THREADS - 1);
+        let max_bytes = match crate::isa::vendor_is_intel() {
+            true => ROW_SPLIT_MAX_BYTES_INTEL,
+            false => ROW_SPLIT_MAX_BYTES,
+        };
+        if t < 2 || ops.k == 0 || !(self.rows_forced || weights <= max_bytes) {
+            return None;
+        }
+        // Thread `c` starts at the tile nearest to `c * rows / t` (strictly increasing in `c`,
+        // as `rows / t` is at least a tile); the last takes the remainder's rows too.
+        let mut starts = [rows; MAX_ROW_THREADS];
+        for (c, start) in starts.iter_mut().enumerate().take(t) {
+            *start = ((c * rows + t * tile / 2) / (t * tile)).min(full_tiles) * tile;
+        }
+        let busiest_rows = (0..t)
+            .map(|c| starts[c + 1] - starts[c])
+            .max()
+            .unwrap_or(rows);
+        let busiest_panels = (0..t)
+            .map(|c| panels * (c + 1) / t - panels * c / t)
+            .max()
+            .unwrap_or(panels);
+        (self.rows_forced || busiest_rows * panels <= busiest_panels * rows).then_some((starts, t))
     }
 
     /// This loop with a wait of `stall` for a claimed chunk before the waiter runs on alone.
@@ -176,9 +270,21 @@ impl StepLoop {
     }
 
     /// Runs steps `0..n` of `steps`, all `panels` of each: in one kernel call on this thread
-    /// when the loop is single-threaded ([`super::StepsFn`]), else as [`StepLoop::run`] with
-    /// one kernel call per participant's chunk of each step. The same tiles compute every
-    /// element either way, so the results are bitwise identical.
+    /// when the loop is single-threaded ([`super::StepsFn`]); with its rows split between
+    /// threads ([`StepLoop::row_split`]), in one such call per thread over its rows; else as
+    /// [`StepLoop::run`] with one kernel call per participant's chunk of each step. The same
+    /// tiles compute every element every way, so the results are bitwise identical.
+    ///
+    /// The rows' split, measured against the panels' (`bench_table --threads 2 --modes
+    /// infer,train --target-s 0.3` under `taskset -c 0-1`, the two builds alternated 10
+    /// rounds, ratio of the medians, rows / panels; Intel Xeon host, model 207):
+    /// `rnn_h64_b16_t100` infer 0.818, train 0.885 (one thread before: its steps are too
+    /// small to share); `rnn_h128_b16_t100` 0.871, 0.983; `rnn_h256_b16_t50` 0.865, 0.906;
+    /// `rnn_h512_b16_t50` 0.978, 0.981; `rnn_h256_b24_t100` 0.916, 0.966. Against one thread
+    /// (6 rounds, medians): `rnn_h64_b16_t64` 1.15x infer, 1.02x train; `rnn_h96_b16_t40`
+    /// 1.32x, 1.29x. With `I = 1` (`rnn_h512_b16_t500_i1`) neither split gained much over one
+    /// thread (1.18x, 1.20x), presumably because its projection (`K = 1`, on one thread) leaves
+    /// every step's rows in the first core's cache (not examined further).
     ///
     /// # Safety
     ///
@@ -199,7 +305,38 @@ impl StepLoop {
         } else {
             (0, 0)
         };
-        if self.threads <= 1 {
+        // Step 1's operands (step 0's may have `K = 0`) decide whether the rows are split.
+        let tile = super::step_tile_rows::<F>(isa, rows, lda);
+        let split = match n {
+            0 | 1 => None,
+            _ => self.row_split(&steps.step(1).0, tile, n),
+        };
+        if let Some((starts, threads)) = split {
+            // Whole tiles of rows per thread, the remainder with the last: every row is in
+            // the tile it has in one call over all rows (tiles from row 0), chosen for all
+            // the rows, so the bits are the same. Each thread runs all the steps of its rows
+            // in one call, as a single thread runs them all.
+            let f = super::select_steps::<F, RowsOf<'_, S>>(isa, rows, lda);
+            let part = |c: usize| {
+                let (r0, r1) = (starts[c], starts[c + 1]);
+                let sub = RowsOf {
+                    steps,
+                    r0,
+                    m: r1 - r0,
+                };
+                // SAFETY: `isa` is supported and `steps` meets its contract (this function's
+                // contract), rows independent included: `sub`'s steps touch only rows
+                // `r0..r1` of what the steps write, which no other thread's rows touch.
+                denormals_flushed(|| unsafe { f(&sub, n, 0..panels) });
+            };
+            let part = &part;
+            rayon::scope(|scope| {
+                for c in 1..threads {
+                    scope.spawn(move |_| part(c));
+                }
+                part(0);
+            });
+        } else if self.threads <= 1 {
             let f = super::select_steps::<F, S>(isa, rows, lda);
             // SAFETY: `isa` is supported and `steps` meets its contract (this function's
             // contract); the loop runs on this thread only.
@@ -216,6 +353,60 @@ impl StepLoop {
                 unsafe { kernel(&ops, &epi, range) }
             });
         }
+    }
+}
+
+/// Rows `r0..r0 + m` of every step of a [`Steps`]: `A`'s rows and the product's from `r0`,
+/// the epilogue's rows shifted by `r0` ([`Shifted`]).
+struct RowsOf<'a, S> {
+    steps: &'a S,
+    r0: usize,
+    m: usize,
+}
+
+// SAFETY: the operands are `steps`' rows `r0..r0 + m` (inside its rows: `run_steps` splits
+// them) and the epilogue is `steps`' for those rows, so `steps`' contract carries over: the
+// memory contract per step, disjoint writes for disjoint panels, step 1's operands but for
+// `a`, and rows independent.
+unsafe impl<F: Float, S: Steps<F>> Steps<F> for RowsOf<'_, S> {
+    type Epi = Shifted<S::Epi>;
+
+    #[inline(always)]
+    fn step(&self, s: usize) -> (Operands<F>, Self::Epi) {
+        let (ops, epi) = self.steps.step(s);
+        (ops.rows(self.r0, self.m), Shifted { epi, r0: self.r0 })
+    }
+}
+
+/// An epilogue whose row `r` is row `r0 + r` of `epi`'s.
+struct Shifted<E> {
+    epi: E,
+    r0: usize,
+}
+
+impl<F, E: Epilogue<F>> Epilogue<F> for Shifted<E> {
+    #[inline(always)]
+    fn row_mode(&self, r: usize) -> RowMode {
+        self.epi.row_mode(self.r0 + r)
+    }
+
+    #[inline(always)]
+    unsafe fn apply<V: Simd<Elem = F>>(
+        &self,
+        mode: RowMode,
+        r: usize,
+        col: usize,
+        acc: V,
+        lanes: usize,
+    ) {
+        // SAFETY: row `r` of this epilogue is row `r0 + r` of `epi`, inside its rows (the
+        // caller's contract for `r`, `RowsOf`'s rows inside `epi`'s); the rest is passed on.
+        unsafe { self.epi.apply(mode, self.r0 + r, col, acc, lanes) }
+    }
+
+    #[inline(always)]
+    fn fetch(&self, r0: usize, rows: usize, c0: usize, ncols: usize) {
+        self.epi.fetch(self.r0 + r0, rows, c0, ncols)
     }
 }
 
