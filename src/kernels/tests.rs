@@ -833,6 +833,15 @@ fn time_loops_split_rows_where_even_and_in_l2() {
         assert_eq!(split(32, 256, 50), None);
         assert_eq!(split(48, 256, 50), Some(vec![0, 24, 48]));
     }
+    // Every thread gets a whole tile: 15 rows in tiles of 4 on three threads start at 0, 4
+    // and 8 (the nearest tiles to 5 and 10 would leave the last thread only 3 rows).
+    let bp = PackedB::<f32>::new(isa, 64, 64, |_, _| 0.0);
+    let a = vec![0f32; 15 * 64];
+    let ops = Operands::new(&a, 64, 15, bp.view(), 64);
+    let (starts, t) = StepLoop::with_row_threads(3)
+        .row_split(&ops, 4, 10)
+        .expect("forced");
+    assert_eq!(starts[..=t], [0, 4, 8, 15]);
 }
 
 #[test]
@@ -1082,9 +1091,11 @@ fn run_steps_in_one_call_matches_threaded_steps_bitwise_and_loops() {
             (3, nr + 1),
             (9, 37),
             // Rows split between threads in whole tiles: two and three 8-row tiles (a 4-row
-            // one left over), with a partial panel.
+            // one left over), with a partial panel; on the portable path's 4-row tiles, 15
+            // rows in three threads, the last with a tile and the 3 rows left over.
             (16, nr + 5),
             (28, 2 * nr),
+            (15, nr + 3),
             // From `STEP_TALL_MIN_ROWS` rows the AVX-512 f32 loops run 12-row tiles: 24 rows
             // in two, 26 with a 2-row remainder (two partial sums), 34 with a 10-row one
             // (where 8-row tiles would leave rows 32-33 to a 2-row tile: other bits).
@@ -1096,8 +1107,9 @@ fn run_steps_in_one_call_matches_threaded_steps_bitwise_and_loops() {
             let one = run_test_steps::<f32>(isa, m, n, steps, 1);
             for threads in [2, 3] {
                 let many = run_test_steps::<f32>(isa, m, n, steps, threads);
-                // The rows split between the threads (where each gets a tile of them: 8 and
-                // 9 rows on the portable path's 4-row tiles, 24 and more on AVX-512).
+                // The rows split between the threads (wherever each gets a whole tile of
+                // them: from 8 rows on the portable path's 4-row tiles, 12 on AVX2's 6, 16 on
+                // AVX-512's 8 and 24 on its 12).
                 let by_rows =
                     run_test_steps_on::<f32>(isa, m, n, steps, StepLoop::with_row_threads(threads));
                 for (split, got) in [("panels", &many), ("rows", &by_rows)] {

@@ -213,11 +213,13 @@ impl StepLoop {
         if t < 2 || ops.k == 0 || !(self.rows_forced || weights <= max_bytes) {
             return None;
         }
-        // Thread `c` starts at the tile nearest to `c * rows / t` (strictly increasing in `c`,
-        // as `rows / t` is at least a tile); the last takes the remainder's rows too.
+        // Thread `c` starts at the tile nearest to `c * rows / t`, leaving a whole tile or more
+        // to each thread after it (both strictly increasing in `c`, as `rows / t` is at least
+        // a tile); the last takes the remainder's rows too.
         let mut starts = [rows; MAX_ROW_THREADS];
         for (c, start) in starts.iter_mut().enumerate().take(t) {
-            *start = ((c * rows + t * tile / 2) / (t * tile)).min(full_tiles) * tile;
+            let nearest = (c * rows + t * tile / 2) / (t * tile);
+            *start = nearest.min(full_tiles + c - t) * tile;
         }
         let busiest_rows = (0..t)
             .map(|c| starts[c + 1] - starts[c])
