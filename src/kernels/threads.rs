@@ -283,7 +283,8 @@ impl StepLoop {
     /// `rnn_h64_b16_t100` infer 0.818, train 0.885 (one thread before: its steps are too
     /// small to share); `rnn_h128_b16_t100` 0.871, 0.983; `rnn_h256_b16_t50` 0.865, 0.906;
     /// `rnn_h512_b16_t50` 0.978, 0.981; `rnn_h256_b24_t100` 0.916, 0.966. Against one thread
-    /// (6 rounds, medians): `rnn_h64_b16_t64` 1.15x infer, 1.02x train; `rnn_h96_b16_t40`
+    /// (the same command with `--threads 1` under `taskset -c 0`, alternated with the two
+    /// splits' builds on 2 threads, 6 rounds, ratio of the medians): `rnn_h64_b16_t64` 1.15x infer, 1.02x train; `rnn_h96_b16_t40`
     /// 1.32x, 1.29x. With `I = 1` (`rnn_h512_b16_t500_i1`) neither split gained much over one
     /// thread (1.18x, 1.20x), presumably because its projection (`K = 1`, on one thread) leaves
     /// every step's rows in the first core's cache (not examined further).
