@@ -314,12 +314,21 @@ impl StepLoop {
             0 | 1 => None,
             _ => self.row_split(&steps.step(1).0, tile, n),
         };
+        // Every branch runs the steps as `RowsOf` them (all the rows at `r0 = 0` where they
+        // are not split): one instantiation of every path's time loop and step kernels per
+        // `Steps` type, where `S` itself beside `RowsOf<S>` made two (those loops and kernels
+        // are most of the library's compile time).
+        let all = RowsOf {
+            steps,
+            r0: 0,
+            m: rows,
+        };
+        let f = super::select_steps::<F, RowsOf<'_, S>>(isa, rows, lda);
         if let Some((starts, threads)) = split {
             // Whole tiles of rows per thread, the remainder with the last: every row is in
             // the tile it has in one call over all rows (tiles from row 0), chosen for all
             // the rows, so the bits are the same. Each thread runs all the steps of its rows
             // in one call, as a single thread runs them all.
-            let f = super::select_steps::<F, RowsOf<'_, S>>(isa, rows, lda);
             let part = |c: usize| {
                 let (r0, r1) = (starts[c], starts[c + 1]);
                 let sub = RowsOf {
@@ -340,14 +349,14 @@ impl StepLoop {
                 part(0);
             });
         } else if self.threads <= 1 {
-            let f = super::select_steps::<F, S>(isa, rows, lda);
             // SAFETY: `isa` is supported and `steps` meets its contract (this function's
-            // contract); the loop runs on this thread only.
-            denormals_flushed(|| unsafe { f(steps, n, 0..panels) });
+            // contract), which `all` (its rows `0..rows`) keeps; the loop runs on this thread
+            // only.
+            denormals_flushed(|| unsafe { f(&all, n, 0..panels) });
         } else {
-            let kernel = super::select_step_kernel::<F, S::Epi>(isa, rows, lda);
+            let kernel = super::select_step_kernel::<F, Shifted<S::Epi>>(isa, rows, lda);
             self.run(n, panels, |s, range| {
-                let (ops, epi) = steps.step(s);
+                let (ops, epi) = all.step(s);
                 ops.fetch_a();
                 // SAFETY: `isa` is supported (this function's contract); `run` starts step
                 // `s` only after every chunk of the steps before it returned and hands
