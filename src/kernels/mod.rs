@@ -820,17 +820,13 @@ pub(crate) unsafe fn steps_body<V, S, const MR: usize, const NV: usize, const NW
 /// Selects [`StepsFn`] of `isa` for steps of `rows` rows of `A` `lda` apart: done once per
 /// public call, as [`select`]. On AVX-512 in `f32` on Intel's CPUs, steps of at least
 /// [`STEP_TALL_MIN_ROWS`] rows run the 12-row tiles of the hoisted products, else the 8-row
-/// ones (see [`select_step_kernel`]). The `f32` test is a `const` block so that the tall
-/// loops and step kernels of `f64`, which never run, are not compiled (rustc's collector skips
-/// a branch a constant rules out; `step_tall`'s own test does not).
+/// ones (see [`select_step_kernel`]).
 pub fn select_steps<F: Float, S: Steps<F>>(isa: Isa, rows: usize, lda: usize) -> StepsFn<S> {
     #[cfg(not(target_arch = "x86_64"))]
     let _ = (rows, lda);
     match isa {
         #[cfg(target_arch = "x86_64")]
-        Isa::Avx512 if const { size_of::<F>() == 4 } && step_tall::<F>(rows, lda) => {
-            avx512::steps::<F, S, { avx512::MR_TALL }>
-        }
+        Isa::Avx512 if step_tall::<F>(rows, lda) => avx512::steps::<F, S, { avx512::MR_TALL }>,
         #[cfg(target_arch = "x86_64")]
         Isa::Avx512 => avx512::steps::<F, S, { avx512::MR }>,
         #[cfg(target_arch = "x86_64")]
@@ -852,9 +848,7 @@ pub fn select_step_kernel<F: Float, E: Epilogue<F>>(
     let _ = (rows, lda);
     match isa {
         #[cfg(target_arch = "x86_64")]
-        Isa::Avx512 if const { size_of::<F>() == 4 } && step_tall::<F>(rows, lda) => {
-            avx512::gemm_tall::<F, E>
-        }
+        Isa::Avx512 if step_tall::<F>(rows, lda) => avx512::gemm_tall::<F, E>,
         _ => select::<F, E>(isa),
     }
 }
