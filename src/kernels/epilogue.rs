@@ -123,9 +123,9 @@ impl<F: Float> Epilogue<F> for Store<F> {
 
 /// The forward step in place: `c = act(c + acc)` (`c` holds the projection `P_t` on entry),
 /// zero for sequences that have ended; at a sequence's last step the row is also copied to
-/// `h_n` when given. `TANH` selects tanh, else relu.
+/// `h_n` when given. `tanh` selects tanh, else relu.
 #[derive(Debug)]
-pub struct FwdStep<'a, F, const TANH: bool> {
+pub struct FwdStep<'a, F> {
     /// The step's `[B, H]` rows.
     pub c: *mut F,
     /// `H`.
@@ -136,13 +136,19 @@ pub struct FwdStep<'a, F, const TANH: bool> {
     pub t: usize,
     /// `[B, H]` final states, written at each sequence's last step (`lengths` given).
     pub h_n: Option<*mut F>,
+    /// tanh, else relu. A field read in the tile's epilogue, not a type parameter: every path
+    /// then compiles one forward and one backward time loop (with their step kernels) for
+    /// both activations, not two. The `f32` code of `bench_table` went from 2.38 to 1.42 MB
+    /// (`nm -S`) and its release build from 2m57s to 1m40s; speed in README ("Activation
+    /// at run time").
+    pub tanh: bool,
 }
 
 // SAFETY: writes go only to the rows and columns the kernel hands over, disjoint between
 // concurrent calls (the `KernelFn` contract); everything else is read-only.
-unsafe impl<F: Send, const TANH: bool> Sync for FwdStep<'_, F, TANH> {}
+unsafe impl<F: Send> Sync for FwdStep<'_, F> {}
 
-impl<F: Float, const TANH: bool> Epilogue<F> for FwdStep<'_, F, TANH> {
+impl<F: Float> Epilogue<F> for FwdStep<'_, F> {
     #[inline(always)]
     fn row_mode(&self, r: usize) -> RowMode {
         mode_of(self.lengths, self.t, r)
@@ -189,7 +195,7 @@ impl<F: Float, const TANH: bool> Epilogue<F> for FwdStep<'_, F, TANH> {
                     V::load_part(p, lanes)
                 }
                 .add(acc);
-                if TANH { x.tanh() } else { x.relu() }
+                if self.tanh { x.tanh() } else { x.relu() }
             };
             if full {
                 v.store(p)
@@ -214,7 +220,7 @@ impl<F: Float, const TANH: bool> Epilogue<F> for FwdStep<'_, F, TANH> {
 /// the stored output of step `t` and `g` the upstream gradient `grad_output[t]` (if any). At
 /// a sequence's last step the carry is replaced by `grad_h_n` (if any); after it, `d = 0`.
 #[derive(Debug)]
-pub struct BwdStep<'a, F, const TANH: bool> {
+pub struct BwdStep<'a, F> {
     /// `dA_t`, `[B, H]`, written.
     pub d: *mut F,
     /// `h_t`, `[B, H]`.
@@ -231,13 +237,17 @@ pub struct BwdStep<'a, F, const TANH: bool> {
     pub t: usize,
     /// `T`.
     pub steps: usize,
+    /// tanh, else relu (as [`FwdStep::tanh`]). Both derivatives are computed and one is
+    /// selected (a blend, no branch): a branch between them made `B = 1` training 2 % slower
+    /// than the type parameter did (README, "Activation at run time").
+    pub tanh: bool,
 }
 
 // SAFETY: writes go only through `d` at the rows and columns the kernel hands over, disjoint
 // between concurrent calls (the `KernelFn` contract); everything else is read-only.
-unsafe impl<F: Send + Sync, const TANH: bool> Sync for BwdStep<'_, F, TANH> {}
+unsafe impl<F: Send + Sync> Sync for BwdStep<'_, F> {}
 
-impl<F: Float, const TANH: bool> Epilogue<F> for BwdStep<'_, F, TANH> {
+impl<F: Float> Epilogue<F> for BwdStep<'_, F> {
     #[inline(always)]
     fn row_mode(&self, r: usize) -> RowMode {
         match self.lengths {
@@ -282,7 +292,8 @@ impl<F: Float, const TANH: bool> Epilogue<F> for BwdStep<'_, F, TANH> {
                     (None, None) => V::zero(),
                 };
                 let h = ld(self.h.add(at));
-                up.mul(if TANH { h.tanh_deriv() } else { h.relu_deriv() })
+                let (dt, dr) = (h.tanh_deriv(), h.relu_deriv());
+                up.mul(if self.tanh { dt } else { dr })
             };
             let p = self.d.add(at);
             if full {

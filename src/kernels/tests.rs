@@ -277,19 +277,23 @@ fn forward_epilogue_matches_scalar_with_lengths() {
     let a: Vec<f32> = (0..m * k).map(|_| lcg(&mut seed) as f32).collect();
     let b: Vec<f32> = (0..k * n).map(|_| lcg(&mut seed) as f32 * 0.3).collect();
     let p: Vec<f32> = (0..m * n).map(|_| lcg(&mut seed) as f32).collect();
-    for isa in Isa::available() {
+    for (isa, act) in Isa::available()
+        .into_iter()
+        .flat_map(|isa| [(isa, Activation::Tanh), (isa, Activation::Relu)])
+    {
         let bp = PackedB::new(isa, k, n, |kk, j| b[kk * n + j]);
         let mut c = p.clone();
         let mut h_n = vec![9.0f32; m * n];
         let ops = Operands::new(&a, k, m, bp.view(), k);
-        let epi = FwdStep::<'_, f32, true> {
+        let epi = FwdStep::<'_, f32> {
             c: c.as_mut_ptr(),
             ld: n,
             lengths: Some(&lengths),
             t,
             h_n: Some(h_n.as_mut_ptr()),
+            tanh: act == Activation::Tanh,
         };
-        let f = select::<f32, FwdStep<'_, f32, true>>(isa);
+        let f = select::<f32, FwdStep<'_, f32>>(isa);
         // SAFETY: isa comes from `Isa::available()`; A is m x k, C and h_n are m x n, all
         // panels of `bp` are in range.
         unsafe { f(&ops, &epi, 0..bp.view().panels()) };
@@ -301,12 +305,12 @@ fn forward_epilogue_matches_scalar_with_lengths() {
                 let want = if t >= lengths[i] {
                     0.0
                 } else {
-                    Activation::Tanh.apply(p[i * n + j] as f64 + dot)
+                    act.apply(p[i * n + j] as f64 + dot)
                 };
                 let got = c[i * n + j] as f64;
                 assert!(
                     (got - want).abs() < 1e-5,
-                    "{isa:?} [{i}][{j}] {got} vs {want}"
+                    "{isa:?} {act:?} [{i}][{j}] {got} vs {want}"
                 );
                 let hn = h_n[i * n + j] as f64;
                 if t + 1 == lengths[i] {
@@ -1014,7 +1018,7 @@ struct TestSteps<F> {
 // `Operands::new`), `base` holds `steps` blocks of `m x n` with `k = n`; step s reads block
 // s - 1 (or `h0`) and writes block s in the given panels' columns only.
 unsafe impl<F: Float> Steps<F> for TestSteps<F> {
-    type Epi = FwdStep<'static, F, true>;
+    type Epi = FwdStep<'static, F>;
     fn step(&self, s: usize) -> (Operands<F>, Self::Epi) {
         let base = self.base.get();
         let ops = match s {
@@ -1027,6 +1031,7 @@ unsafe impl<F: Float> Steps<F> for TestSteps<F> {
             lengths: None,
             t: s,
             h_n: None,
+            tanh: true,
         };
         (ops, epi)
     }

@@ -183,12 +183,7 @@ impl<F: Float> Rnn<F> {
         let [d_pre, db, a_buf, pack_buf] = workspace.take_parts([seq_len, hidden, a_len, pack_len]);
 
         // The sequential sweep: dA_t = (dh_t + dA_(t+1) W_hh) * act'(h_t), fused per step.
-        match self.activation {
-            Activation::Tanh => self.sweep::<true>(seq, output, grad_output, grad_h_n, d_pre, d_h0),
-            Activation::Relu => {
-                self.sweep::<false>(seq, output, grad_output, grad_h_n, d_pre, d_h0)
-            }
-        }
+        self.sweep(seq, output, grad_output, grad_h_n, d_pre, d_h0);
 
         // Everything else: one GEMM or reduction over all T*B rows.
         let d_pre = &*d_pre;
@@ -358,7 +353,7 @@ impl<F: Float> Rnn<F> {
     /// act'(output[t])` with `grad_h_n` at each sequence's last step and zeros after it, each
     /// step a packed product with the epilogue fused ([`BwdSteps`], run by
     /// [`StepLoop::run_steps`]); then `d_h0 = d_pre[0] W_hh`.
-    fn sweep<const TANH: bool>(
+    fn sweep(
         &self,
         seq: &Sequences<'_>,
         output: &[F],
@@ -402,7 +397,7 @@ impl<F: Float> Rnn<F> {
             g.map(|g| SharedMut(g.cast_mut())),
             g_h_n.map(|g| SharedMut(g.cast_mut())),
         );
-        let sweep = BwdSteps::<'_, F, TANH> {
+        let sweep = BwdSteps {
             last,
             rec,
             d,
@@ -413,6 +408,7 @@ impl<F: Float> Rnn<F> {
             hidden,
             lengths: seq.lengths,
             steps,
+            tanh: self.activation == Activation::Tanh,
         };
         let threads = StepLoop::recurrence(packed.panels(), batch, hidden, hidden, steps);
         // SAFETY: the plan's isa is supported (checked when it was set); `BwdSteps` meets the
@@ -435,7 +431,7 @@ impl<F: Float> Rnn<F> {
 
 /// The BPTT sweep as [`kernels::Steps`]: step `i` is time `t = T - 1 - i`; it reads block
 /// `t + 1` of `d_pre` (nothing at `t = T - 1`: `K = 0`) and writes block `t`.
-struct BwdSteps<'a, F, const TANH: bool> {
+struct BwdSteps<'a, F> {
     /// Operands of the first step (`K = 0`: no carry).
     last: Operands<F>,
     /// Operands with `A` = a `[B, H]` block of `d_pre` (moved along the sequence).
@@ -448,6 +444,8 @@ struct BwdSteps<'a, F, const TANH: bool> {
     hidden: usize,
     lengths: Option<&'a [usize]>,
     steps: usize,
+    /// tanh, else relu.
+    tanh: bool,
 }
 
 // SAFETY: built by `sweep` with `output`, `d_pre` and `grad_output` of `T` blocks of `[B, H]`
@@ -456,8 +454,8 @@ struct BwdSteps<'a, F, const TANH: bool> {
 // (complete once the steps before i returned) or nothing (i = 0, K = 0), reads block t of
 // `output`/`grad_output` and `grad_h_n`, and writes block t of `d_pre` only in the columns of
 // the panels it is given; blocks t and t + 1 are disjoint.
-unsafe impl<'a, F: Float, const TANH: bool> kernels::Steps<F> for BwdSteps<'a, F, TANH> {
-    type Epi = BwdStep<'a, F, TANH>;
+unsafe impl<'a, F: Float> kernels::Steps<F> for BwdSteps<'a, F> {
+    type Epi = BwdStep<'a, F>;
 
     #[inline(always)]
     fn step(&self, i: usize) -> (Operands<F>, Self::Epi) {
@@ -477,6 +475,7 @@ unsafe impl<'a, F: Float, const TANH: bool> kernels::Steps<F> for BwdSteps<'a, F
             lengths: self.lengths,
             t,
             steps: self.steps,
+            tanh: self.tanh,
         };
         (ops, epi)
     }

@@ -158,20 +158,6 @@ impl<F: Float> Rnn<F> {
         states: &mut [F],
         capture: Option<&mut [F]>,
     ) {
-        match self.activation {
-            Activation::Tanh => self.recur_with::<true>(seq, t0, first_prev, states, capture),
-            Activation::Relu => self.recur_with::<false>(seq, t0, first_prev, states, capture),
-        }
-    }
-
-    fn recur_with<const TANH: bool>(
-        &self,
-        seq: &Sequences<'_>,
-        t0: usize,
-        first_prev: Option<&[F]>,
-        states: &mut [F],
-        capture: Option<&mut [F]>,
-    ) {
         let (batch, hidden) = (seq.batch, self.dims.hidden_size);
         let state_len = batch * hidden;
         assert!(
@@ -194,7 +180,7 @@ impl<F: Float> Rnn<F> {
             None => Operands::new(&[], hidden, batch, packed, 0),
         };
         let rec = Operands::new(&states[..state_len], hidden, batch, packed, hidden);
-        let steps = FwdSteps::<'_, F, TANH> {
+        let steps = FwdSteps {
             first,
             rec,
             base: SharedMut(states.as_mut_ptr()),
@@ -203,6 +189,7 @@ impl<F: Float> Rnn<F> {
             lengths: seq.lengths,
             t0,
             h_n: capture.map(|c| SharedMut(c.as_mut_ptr())),
+            tanh: self.activation == Activation::Tanh,
         };
         let threads = StepLoop::recurrence(packed.panels(), batch, hidden, hidden, len);
         // SAFETY: the plan's isa is supported (checked when it was set); `FwdSteps` meets the
@@ -213,7 +200,7 @@ impl<F: Float> Rnn<F> {
 
 /// The forward recurrence as [`kernels::Steps`]: step `k` reads block `k - 1` of the states
 /// (`first` at `k = 0`) and turns block `k` (the projection `P_(t0+k)`) into `h_(t0+k)`.
-struct FwdSteps<'a, F, const TANH: bool> {
+struct FwdSteps<'a, F> {
     /// Step 0's operands: the state before `t0` (`[B, H]`), or none (`K = 0`: zeros).
     first: Operands<F>,
     /// Operands with `A` = a `[B, H]` block of the states (moved along the sequence).
@@ -226,16 +213,18 @@ struct FwdSteps<'a, F, const TANH: bool> {
     t0: usize,
     /// `[B, H]` final states written at each sequence's last step.
     h_n: Option<SharedMut<F>>,
+    /// tanh, else relu.
+    tanh: bool,
 }
 
-// SAFETY: built by `recur_with` with `first` checked against `first_prev` (`[B, H]` or K = 0),
+// SAFETY: built by `recur` with `first` checked against `first_prev` (`[B, H]` or K = 0),
 // `rec` against the states' first block, `base` the states (`len` blocks of `B*H`), `h_n` a
 // `[B, H]` buffer (asserted there), and `run_steps` called with `len` steps: step k reads
 // block k - 1 (complete once steps before k returned; k = 0 reads `first`) and writes block k
 // and rows of `h_n`, both only in the columns of the panels it is given; blocks k - 1 and k are
 // disjoint.
-unsafe impl<'a, F: Float, const TANH: bool> kernels::Steps<F> for FwdSteps<'a, F, TANH> {
-    type Epi = FwdStep<'a, F, TANH>;
+unsafe impl<'a, F: Float> kernels::Steps<F> for FwdSteps<'a, F> {
+    type Epi = FwdStep<'a, F>;
 
     #[inline(always)]
     fn step(&self, k: usize) -> (Operands<F>, Self::Epi) {
@@ -250,6 +239,7 @@ unsafe impl<'a, F: Float, const TANH: bool> kernels::Steps<F> for FwdSteps<'a, F
             lengths: self.lengths,
             t: self.t0 + k,
             h_n: self.h_n.map(|p| p.get()),
+            tanh: self.tanh,
         };
         (ops, epi)
     }
