@@ -4,7 +4,7 @@
 use super::{Activation, Rnn};
 use crate::error::{Error, Result};
 use crate::float::Float;
-use crate::kernels::{self, Addend, BwdStep, Operands, SharedMut, StepLoop, Store};
+use crate::kernels::{self, Addend, BwdStep, Operands, SharedMut, StepLoop};
 use crate::sequences::{Sequences, check_len};
 use crate::workspace::Workspace;
 
@@ -386,7 +386,6 @@ impl<F: Float> Rnn<F> {
         let last = Operands::new(&[], hidden, batch, packed, 0);
         let rec = Operands::new(&d_pre[..state_len], hidden, batch, packed, hidden);
         let d = SharedMut(d_pre.as_mut_ptr());
-        let d_h0 = d_h0.map(|g| SharedMut(g.as_mut_ptr()));
         let (h, g, g_h_n) = (
             output.as_ptr(),
             grad_output.map(|g| g.as_ptr()),
@@ -415,16 +414,19 @@ impl<F: Float> Rnn<F> {
         // `Steps` contract for steps `0..T` over every panel of `W_hh` (see its impl).
         unsafe { threads.run_steps(self.isa, &sweep, steps, packed.panels()) };
         if let Some(d_h0) = d_h0 {
-            // d_h0 = dA_0 W_hh, one more step of the same shape.
-            let last_step = DH0Step {
-                ops: rec.with_a(d.get()),
+            // d_h0 = dA_0 W_hh, one more product of the step's shape, through the hoisted
+            // products' kernels: as one more `Steps` type it compiled every path's time loop
+            // and step kernels once more (a third of them) for a single step.
+            kernels::gemm_packed(
+                self.isa,
+                &d_pre[..state_len],
+                (hidden, 1),
+                batch,
+                packed,
                 d_h0,
                 hidden,
-            };
-            let one = StepLoop::recurrence(packed.panels(), batch, hidden, hidden, 1);
-            // SAFETY: as above; `DH0Step` meets the contract for its one step (see its impl),
-            // and the sweep has returned, so block 0 of `d_pre` is complete.
-            unsafe { one.run_steps(self.isa, &last_step, 1, packed.panels()) };
+                Addend::Zero,
+            );
         }
     }
 }
@@ -478,30 +480,6 @@ unsafe impl<'a, F: Float> kernels::Steps<F> for BwdSteps<'a, F> {
             tanh: self.tanh,
         };
         (ops, epi)
-    }
-}
-
-/// `d_h0 = dA_0 W_hh` as a one-step [`kernels::Steps`].
-struct DH0Step<F> {
-    /// `A` = block 0 of `d_pre`.
-    ops: Operands<F>,
-    /// `[B, H]`.
-    d_h0: SharedMut<F>,
-    hidden: usize,
-}
-
-// SAFETY: `ops` reads block 0 of `d_pre` (checked by `Operands::new` through `rec`), complete
-// when the sweep returned, before this runs; `d_h0` is `[B, H]` (asserted in `sweep`) and is
-// written only in the columns of the panels given.
-unsafe impl<F: Float> kernels::Steps<F> for DH0Step<F> {
-    type Epi = Store<F>;
-
-    #[inline(always)]
-    fn step(&self, _s: usize) -> (Operands<F>, Store<F>) {
-        (
-            self.ops,
-            Store::new(self.d_h0.get(), self.hidden, Addend::Zero),
-        )
     }
 }
 
