@@ -237,9 +237,11 @@ pub struct BwdStep<'a, F> {
     pub t: usize,
     /// `T`.
     pub steps: usize,
-    /// tanh, else relu (as [`FwdStep::tanh`]). Both derivatives are computed and one is
-    /// selected (a blend, no branch): a branch between them made `B = 1` training 2 % slower
-    /// than the type parameter did (README, "Activation at run time").
+    /// tanh, else relu (as [`FwdStep::tanh`]). Written as both derivatives computed, then
+    /// one chosen: the compiler still branches (it sinks each into its arm), but the loop it
+    /// emits for this form measured level with the type parameter at `B = 1`, where the form
+    /// with the calls inside the `if` measured 2 % slower (README, "Activation at run time";
+    /// why the two differ was not examined).
     pub tanh: bool,
 }
 
