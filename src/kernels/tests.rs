@@ -324,6 +324,16 @@ fn forward_epilogue_matches_scalar_with_lengths() {
 }
 
 /// Timing probe, not a test: `cargo test --release -- --ignored --nocapture kernel_speed`.
+///
+/// This and the other probes below run in the library's test harness build, which the
+/// compiler partitions and inlines differently from the library's own build: the strided
+/// assembly loops (`avx512::loop_12`, `loop_8`) stay out of line there and are inlined in the
+/// library (before `9a71a56` they also copied their accumulators through calls there). A
+/// probe's finding holds for the library only once `bench_table` agrees: on 2026-12-04,
+/// before `9a71a56`, packing a row-major `A` chunk by chunk ran 1.05-2.3x faster than the
+/// strided tiles in a scratch probe here, and in `bench_table` (`B = 1` rows and
+/// `rnn_h512_b16_t50`, alternated rounds) its fastest samples were 0.97-1.08x the strided
+/// build's times; not kept.
 #[test]
 #[ignore]
 fn kernel_speed() {
