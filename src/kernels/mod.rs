@@ -364,13 +364,19 @@ fn pack_rows<'s, F: Float, const NR: usize>(
     p0: usize,
     row: &impl Fn(usize) -> Option<&'s [F]>,
     dst: &mut [F],
-    mut sums: Option<&mut [F]>,
+    sums: Option<&mut [F]>,
 ) {
     let panel_len = k * NR;
     if panel_len == 0 {
         return;
     }
     let panels = dst.len() / panel_len;
+    let mut sums = match sums {
+        Some(sums) if k * n >= PACK_PARALLEL_ELEMS => {
+            return pack_rows_summed::<F, NR>(k, n, p0, row, dst, sums);
+        }
+        sums => sums,
+    };
     for kk in 0..k {
         let src = row(kk);
         for p in 0..panels {
@@ -395,6 +401,67 @@ fn pack_rows<'s, F: Float, const NR: usize>(
             for (s, &x) in s.iter_mut().zip(&src[c0..]) {
                 *s += x;
             }
+        }
+    }
+}
+
+/// Rows of [`pack_rows`]' source per block of [`pack_rows_summed`].
+const SUM_ROWS: usize = 16;
+
+/// [`pack_rows`] with the packed columns' sums (`sums`, from zero, the panels' columns from
+/// `p0 * NR`) for large packs (from [`PACK_PARALLEL_ELEMS`], where they split between
+/// threads): a block of [`SUM_ROWS`] rows at a time (32 KiB at `n = 512` in `f32`: L1), panel
+/// by panel within it, each panel's sums carried in registers through the block's rows and
+/// stored once per block. [`pack_rows`] adds every row into the sums in memory, and with two
+/// threads the line holding the columns where their parts meet goes back and forth between
+/// the cores every row. Each column is still added from zero in row order: the same bits,
+/// whichever loop runs. The `pack_speed` probe (`pack_a_into` with sums, two runs
+/// alternated, us, row by row / in blocks): 1 thread 3200x512 762-793 / 765-791, 1584x512
+/// 366-423 / 353, 3200x1760 3804-4022 / 2785-2807; 2 threads 3200x512 667-684 / 502-507,
+/// 1584x512 343-345 / 251-256, 3200x1760 1854-1909 / 1361-1370. Below the threshold the row
+/// loop stays (150x256: 12.1-12.2 us against 13.7-14.2 in blocks).
+fn pack_rows_summed<'s, F: Float, const NR: usize>(
+    k: usize,
+    n: usize,
+    p0: usize,
+    row: &impl Fn(usize) -> Option<&'s [F]>,
+    dst: &mut [F],
+    sums: &mut [F],
+) {
+    let panel_len = k * NR;
+    let panels = dst.len() / panel_len;
+    for r0 in (0..k).step_by(SUM_ROWS) {
+        let r1 = (r0 + SUM_ROWS).min(k);
+        for (p, panel) in dst.chunks_exact_mut(panel_len).take(panels).enumerate() {
+            let c0 = (p0 + p) * NR;
+            let width = NR.min(n - c0);
+            let out = &mut sums[p * NR..][..width];
+            let mut acc = [F::ZERO; NR];
+            acc[..width].copy_from_slice(out);
+            for kk in r0..r1 {
+                let d: &mut [F; NR] = (&mut panel[kk * NR..][..NR])
+                    .try_into()
+                    .expect("NR elements");
+                match row(kk) {
+                    Some(src) if width == NR => {
+                        let x: &[F; NR] = src[c0..c0 + NR].try_into().expect("NR elements");
+                        *d = *x;
+                        for (a, &x) in acc.iter_mut().zip(x) {
+                            *a += x;
+                        }
+                    }
+                    Some(src) => {
+                        let x = &src[c0..c0 + width];
+                        d[..width].copy_from_slice(x);
+                        d[width..].fill(F::ZERO);
+                        for (a, &x) in acc.iter_mut().zip(x) {
+                            *a += x;
+                        }
+                    }
+                    None => *d = [F::ZERO; NR],
+                }
+            }
+            out.copy_from_slice(&acc[..width]);
         }
     }
 }

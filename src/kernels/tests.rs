@@ -1165,8 +1165,9 @@ fn run_steps_in_one_call_matches_threaded_steps_bitwise_and_loops() {
     }
 }
 
-/// Throughput probe of `pack_into` (the weight-gradient operands), 1 and 2 threads, best of
-/// 7: `cargo test --release --lib pack_speed -- --ignored --nocapture`.
+/// Throughput probe of `pack_into` (the weight-gradient operands) and of `pack_a_into` with
+/// the column sums (`dA^T` and the bias gradients), 1 and 2 threads, best of 7: `cargo test
+/// --release --lib pack_speed -- --ignored --nocapture`.
 #[test]
 #[ignore]
 fn pack_speed() {
@@ -1179,26 +1180,37 @@ fn pack_speed() {
             (672, 32),
             (3200, 1760),
             (96, 64),
+            (150, 256),
         ] {
             let src = vec![0.5f32; k * n];
-            let mut dst = vec![0f32; packed_len::<f32>(isa, k, n)];
+            let mut dst = vec![0f32; packed_len::<f32>(isa, k, n).max(packed_a_len(isa, k, n))];
+            let mut sums = vec![0f32; n];
             let reps = (20_000_000 / (k * n)).max(3);
-            let mut best = f64::MAX;
-            for _ in 0..7 {
-                let t = std::time::Instant::now();
-                pool.install(|| {
-                    for _ in 0..reps {
-                        let p = pack_into(isa, k, n, |r| Some(&src[r * n..][..n]), &mut dst);
-                        std::hint::black_box(&p);
-                    }
-                });
-                best = best.min(t.elapsed().as_secs_f64() / reps as f64);
+            // `pack_into`, then `pack_a_into` with the column sums (as `backward` packs `dA^T`).
+            for a in [false, true] {
+                let mut best = f64::MAX;
+                for _ in 0..7 {
+                    let t = std::time::Instant::now();
+                    pool.install(|| {
+                        for _ in 0..reps {
+                            let row = |r: usize| &src[r * n..][..n];
+                            let p = if a {
+                                pack_a_into(isa, k, n, row, &mut dst, Some(&mut sums))
+                            } else {
+                                pack_into(isa, k, n, |r| Some(row(r)), &mut dst)
+                            };
+                            std::hint::black_box(&p);
+                        }
+                    });
+                    best = best.min(t.elapsed().as_secs_f64() / reps as f64);
+                }
+                let gbs = 8.0 * (k * n) as f64 / best * 1e-9;
+                let what = if a { "pack_a_into + sums" } else { "pack_into" };
+                println!(
+                    "{what} {k}x{n} ({isa:?}, {threads} threads): {:.1} us, {gbs:.2} GB/s read + written",
+                    best * 1e6
+                );
             }
-            let gbs = 8.0 * (k * n) as f64 / best * 1e-9;
-            println!(
-                "pack {k}x{n} ({isa:?}, {threads} threads): {:.1} us, {gbs:.2} GB/s read + written",
-                best * 1e6
-            );
         }
     }
 }
