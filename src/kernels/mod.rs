@@ -419,7 +419,10 @@ const SUM_ROWS: usize = 16;
 /// alternated, us, row by row / in blocks): 1 thread 3200x512 762-793 / 765-791, 1584x512
 /// 366-423 / 353, 3200x1760 3804-4022 / 2785-2807; 2 threads 3200x512 667-684 / 502-507,
 /// 1584x512 343-345 / 251-256, 3200x1760 1854-1909 / 1361-1370. Below the threshold the row
-/// loop stays (150x256: 12.1-12.2 us against 13.7-14.2 in blocks).
+/// loop stays (150x256: 12.1-12.2 us against 13.7-14.2 in blocks). Inside `backward` the gain
+/// is smaller (phase timers in a scratch build, 2 threads, five alternated rounds in a slow
+/// hour, ms of the pack with its sums, before / after: `rnn_h512_b16_t50` 0.264-0.372 /
+/// 0.217-0.316, `rnn_h512_b64_t50` 0.98-1.43 / 1.06-1.30; about 1 % of the call either way).
 fn pack_rows_summed<'s, F: Float, const NR: usize>(
     k: usize,
     n: usize,
