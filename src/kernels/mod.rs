@@ -422,7 +422,7 @@ const SUM_ROWS: usize = 16;
 /// loop stays (150x256: 12.1-12.2 us against 13.7-14.2 in blocks). Inside `backward` the gain
 /// is smaller (phase timers in a scratch build, 2 threads, five alternated rounds in a slow
 /// hour, ms of the pack with its sums, before / after: `rnn_h512_b16_t50` 0.264-0.372 /
-/// 0.217-0.316, `rnn_h512_b64_t50` 0.98-1.43 / 1.06-1.30; about 1 % of the call either way).
+/// 0.217-0.316, `rnn_h512_b64_t50` 0.98-1.43 / 1.06-1.30; the pack is 2-3 % of the call).
 fn pack_rows_summed<'s, F: Float, const NR: usize>(
     k: usize,
     n: usize,
