@@ -385,16 +385,7 @@ fn pack_rows<'s, F: Float, const NR: usize>(
             let d: &mut [F; NR] = (&mut dst[p * panel_len + kk * NR..][..NR])
                 .try_into()
                 .expect("NR elements");
-            match src {
-                Some(src) if width == NR => {
-                    *d = src[c0..c0 + NR].try_into().expect("NR elements");
-                }
-                Some(src) => {
-                    d[..width].copy_from_slice(&src[c0..c0 + width]);
-                    d[width..].fill(F::ZERO);
-                }
-                None => *d = [F::ZERO; NR],
-            }
+            copy_panel_row(d, src, c0, width, None);
         }
         if let (Some(s), Some(src)) = (sums.as_deref_mut(), src) {
             let c0 = p0 * NR;
@@ -445,27 +436,44 @@ fn pack_rows_summed<'s, F: Float, const NR: usize>(
                 let d: &mut [F; NR] = (&mut panel[kk * NR..][..NR])
                     .try_into()
                     .expect("NR elements");
-                match row(kk) {
-                    Some(src) if width == NR => {
-                        let x: &[F; NR] = src[c0..c0 + NR].try_into().expect("NR elements");
-                        *d = *x;
-                        for (a, &x) in acc.iter_mut().zip(x) {
-                            *a += x;
-                        }
-                    }
-                    Some(src) => {
-                        let x = &src[c0..c0 + width];
-                        d[..width].copy_from_slice(x);
-                        d[width..].fill(F::ZERO);
-                        for (a, &x) in acc.iter_mut().zip(x) {
-                            *a += x;
-                        }
-                    }
-                    None => *d = [F::ZERO; NR],
-                }
+                copy_panel_row(d, row(kk), c0, width, Some(&mut acc));
             }
             out.copy_from_slice(&acc[..width]);
         }
+    }
+}
+
+/// One row of a panel `NR` wide: `src`'s `width` columns from `c0` into `d`, zeros after them
+/// (all zeros for a row given as `None`), the copied columns added into `acc` when given. A
+/// full row is one fixed-size copy.
+#[inline(always)]
+fn copy_panel_row<F: Float, const NR: usize>(
+    d: &mut [F; NR],
+    src: Option<&[F]>,
+    c0: usize,
+    width: usize,
+    acc: Option<&mut [F; NR]>,
+) {
+    let add = |acc: Option<&mut [F; NR]>, x: &[F]| {
+        if let Some(acc) = acc {
+            for (a, &x) in acc.iter_mut().zip(x) {
+                *a += x;
+            }
+        }
+    };
+    match src {
+        Some(src) if width == NR => {
+            let x: &[F; NR] = src[c0..c0 + NR].try_into().expect("NR elements");
+            *d = *x;
+            add(acc, x);
+        }
+        Some(src) => {
+            let x = &src[c0..c0 + width];
+            d[..width].copy_from_slice(x);
+            d[width..].fill(F::ZERO);
+            add(acc, x);
+        }
+        None => *d = [F::ZERO; NR],
     }
 }
 
