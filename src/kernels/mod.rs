@@ -1922,50 +1922,49 @@ fn gemm_ops_tuned<F: Float>(
         && m * ops.k * size_of::<F>() > AHEAD_MIN_BYTES;
     // `C`'s rows go with `A`'s (the same conditions, and `C` without gaps).
     let c_ahead = a_ahead && ldc == ops.n && MC * ops.n * size_of::<F>() <= AHEAD_MAX_BYTES;
-    // A chunk of `MC` rows over a range of panels: the same tiles, whoever runs it.
-    let run = |rows: Range<usize>, panels: Range<usize>| {
-        let end = rows.end;
-        for r0 in rows.step_by(MC) {
-            let mc = MC.min(m - r0);
-            let c = c.get().wrapping_add(r0 * ldc);
-            let (a_next, c_next) = if a_ahead && r0 + MC < end {
-                let c_next = c.wrapping_add(MC * ldc);
-                (
-                    ops.rows(r0 + MC, 0).a,
-                    if c_ahead {
-                        c_next.cast_const()
-                    } else {
-                        std::ptr::null()
-                    },
-                )
-            } else {
-                (std::ptr::null(), std::ptr::null())
-            };
-            for kb in 0..kblocks {
-                let (k0, k1) = (ops.k * kb / kblocks, ops.k * (kb + 1) / kblocks);
-                // The first block adds the caller's addend, the others accumulate into C.
-                let add = if kb == 0 { addend } else { Addend::C };
-                let epi = Store::new(c, ldc, add);
-                let chunk = ops
-                    .rows(r0, mc)
-                    .k_block(k0, k1 - k0)
-                    .with_next(a_next, c_next);
-                // SAFETY: `isa` is supported (asserted); A's and C's extents were asserted
-                // above and in `Operands::strided` / `Operands::panels`: rows `r0..r0 + mc`
-                // < m of A and C, and columns `k0..k1` <= K of A and rows of every panel; `bp`
-                // was packed with this path's panel width, or is `B` as rows of whole panels
-                // of it (asserted; the tall, the `select` and the `B`-as-rows kernel of a path
-                // share it), and a packed `A` (`csa != 1`) always
-                // runs the tall kernel, whose `MR` is its panels' height; threads own disjoint
-                // rows or disjoint panels (columns) of C; `a_next` / `c_next` are only fetched
-                // (hints, never read).
-                unsafe { f(&chunk, &epi, panels.clone()) };
-            }
+    // The chunk of `MC` rows from `r0` over a range of panels: the same tiles, whoever runs
+    // it. `ahead`: the chunk after it (same panels) is likely the next this thread runs.
+    let run = |r0: usize, panels: Range<usize>, ahead: bool| {
+        let mc = MC.min(m - r0);
+        let c = c.get().wrapping_add(r0 * ldc);
+        let (a_next, c_next) = if a_ahead && ahead && r0 + MC < m {
+            let c_next = c.wrapping_add(MC * ldc);
+            (
+                ops.rows(r0 + MC, 0).a,
+                if c_ahead {
+                    c_next.cast_const()
+                } else {
+                    std::ptr::null()
+                },
+            )
+        } else {
+            (std::ptr::null(), std::ptr::null())
+        };
+        for kb in 0..kblocks {
+            let (k0, k1) = (ops.k * kb / kblocks, ops.k * (kb + 1) / kblocks);
+            // The first block adds the caller's addend, the others accumulate into C.
+            let add = if kb == 0 { addend } else { Addend::C };
+            let epi = Store::new(c, ldc, add);
+            let chunk = ops
+                .rows(r0, mc)
+                .k_block(k0, k1 - k0)
+                .with_next(a_next, c_next);
+            // SAFETY: `isa` is supported (asserted); A's and C's extents were asserted
+            // above and in `Operands::strided` / `Operands::panels`: rows `r0..r0 + mc`
+            // < m of A and C, and columns `k0..k1` <= K of A and rows of every panel; `bp`
+            // was packed with this path's panel width, or is `B` as rows of whole panels
+            // of it (asserted; the tall, the `select` and the `B`-as-rows kernel of a path
+            // share it), and a packed `A` (`csa != 1`) always
+            // runs the tall kernel, whose `MR` is its panels' height; threads own disjoint
+            // rows or disjoint panels (columns) of C; `a_next` / `c_next` are only fetched
+            // (hints, never read).
+            unsafe { f(&chunk, &epi, panels.clone()) };
         }
     };
     // The split whose busiest thread has the least to do (panels on a tie: each thread then
-    // streams only its part of B). The step loop gives participant `c` of `t` the units
-    // `u * c / t .. u * (c + 1) / t`; rows and columns measure the work of a unit.
+    // streams only its part of B). Participant `c` of `t` owns the chunks `u * c / t ..
+    // u * (c + 1) / t` or the panels `u * c / t .. u * (c + 1) / t` (of `u`); rows and
+    // columns measure a part's work.
     let threads = StepLoop::new(panels.max(chunks), flops);
     let t = threads.threads();
     let busiest = |units: usize, width: usize, total: usize| {
@@ -1976,15 +1975,28 @@ fn gemm_ops_tuned<F: Float>(
     };
     let by_rows = busiest(chunks, MC, m) as f64 / m as f64;
     let by_cols = busiest(panels, ops.nr, ops.n) as f64 / ops.n as f64;
+    // Either way each thread owns a part and runs its chunks in order, and one that has run
+    // its part takes the chunks others have not begun (`StepLoop::run_parts`).
     if t > 1 && by_rows < by_cols {
         // Threads own whole `MC`-row chunks and every panel (T * B = 3200 rows: 17 against
         // 17 chunks, where H = 1760 in 32-column panels splits 28 against 27 panels).
-        threads.run(1, chunks, |_, ch| {
-            run(ch.start * MC..(ch.end * MC).min(m), 0..panels);
-        });
+        threads.run_parts(
+            |p| chunks * p / t,
+            |ch, ahead| run(ch * MC, 0..panels, ahead),
+        );
     } else {
-        // Threads own disjoint panels (columns) for the whole product.
-        threads.run(1, panels, |_, range| run(0..m, range));
+        // Threads own disjoint panels (columns), each over all the rows, chunk by chunk.
+        threads.run_parts(
+            |p| chunks * p,
+            |u, ahead| {
+                let p = u / chunks;
+                run(
+                    (u % chunks) * MC,
+                    panels * p / t..panels * (p + 1) / t,
+                    ahead,
+                )
+            },
+        );
     }
 }
 

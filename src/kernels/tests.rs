@@ -716,6 +716,97 @@ fn step_loop_completes_when_helpers_never_arrive() {
     });
 }
 
+/// `StepLoop::run_parts` on `threads` participants: every unit of parts of `bounds` runs
+/// exactly once, with `ahead` only where the next unit is in the same part.
+fn check_run_parts(threads: usize, bounds: &[usize]) {
+    use std::sync::atomic::{AtomicUsize, Ordering};
+    let total = bounds[threads];
+    let runs: Vec<AtomicUsize> = (0..total).map(|_| AtomicUsize::new(0)).collect();
+    StepLoop::with_threads(threads).run_parts(
+        |p| bounds[p],
+        |u, ahead| {
+            runs[u].fetch_add(1, Ordering::Relaxed);
+            let part_end = bounds.iter().copied().find(|&b| b > u).unwrap();
+            assert!(!ahead || u + 1 < part_end, "unit {u}: ahead past its part");
+        },
+    );
+    for (u, r) in runs.iter().enumerate() {
+        assert_eq!(r.load(Ordering::Relaxed), 1, "unit {u} of {bounds:?}");
+    }
+}
+
+#[test]
+fn run_parts_runs_every_unit_once() {
+    for threads in [1, 2, 3] {
+        pool(threads).install(|| {
+            check_run_parts(1, &[0, 0]);
+            check_run_parts(1, &[0, 5]);
+            check_run_parts(2, &[0, 1, 2]);
+            check_run_parts(2, &[0, 40, 80]);
+            check_run_parts(2, &[0, 0, 7]);
+            check_run_parts(3, &[0, 7, 7, 30]);
+            check_run_parts(3, &[0, 100, 200, 300]);
+        });
+    }
+    // The other pool thread held outside rayon: the caller runs every part.
+    let done = std::sync::atomic::AtomicBool::new(false);
+    pool(2).install(|| {
+        rayon::join(
+            || {
+                check_run_parts(2, &[0, 9, 20]);
+                done.store(true, std::sync::atomic::Ordering::Release);
+            },
+            || {
+                while !done.load(std::sync::atomic::Ordering::Acquire) {
+                    std::thread::yield_now();
+                }
+            },
+        )
+    });
+}
+
+/// A participant slowed down (here the helper sleeps 20 ms in each unit it runs, the caller's
+/// units take nothing) leaves the units it has not begun to the other: the caller runs some
+/// of the helper's part (the helper could only keep its part by running all ten, 200 ms,
+/// while the caller never got to claim one).
+#[test]
+fn run_parts_hands_over_a_slow_participants_units() {
+    use std::sync::Mutex;
+    pool(2).install(|| {
+        let caller = std::thread::current().id();
+        let ran_on = Mutex::new(vec![None; 20]);
+        StepLoop::with_threads(2).run_parts(
+            |p| 10 * p,
+            |u, _| {
+                let me = std::thread::current().id();
+                ran_on.lock().unwrap()[u] = Some(me);
+                if me != caller {
+                    std::thread::sleep(std::time::Duration::from_millis(20));
+                }
+            },
+        );
+        let ran_on = ran_on.into_inner().unwrap();
+        assert!(ran_on.iter().all(Option::is_some), "a unit never ran");
+        assert!(
+            ran_on[10..].contains(&Some(caller)),
+            "the caller took none of the helper's part: {ran_on:?}"
+        );
+    });
+}
+
+#[test]
+fn run_parts_propagates_a_panic_instead_of_hanging() {
+    for bad in [3, 17] {
+        let result = std::panic::catch_unwind(|| {
+            pool(2).install(|| {
+                StepLoop::with_threads(2)
+                    .run_parts(|p| 10 * p, |u, _| assert!(u != bad, "planted panic"))
+            })
+        });
+        assert!(result.is_err(), "unit {bad}'s panic was lost");
+    }
+}
+
 /// A helper that loses its core while it holds a chunk (here: sleeps 200 ms in it, where the
 /// loop's stall limit is 5 ms) hands the loop to the waiting participant: every step from the
 /// one after next runs on one thread, each chunk still exactly once.

@@ -271,6 +271,53 @@ impl StepLoop {
         });
     }
 
+    /// Runs `unit(u, ahead)` exactly once for every unit `u` in `0..bound(threads)`: the
+    /// one-shot products (the hoisted GEMMs), not a time loop. Part `c` of the units,
+    /// `bound(c)..bound(c + 1)` (`bound(0) = 0`, never decreasing), belongs to participant `c`
+    /// (the caller is participant 0), which runs it from the front, with `ahead` telling it
+    /// that the next unit of its part is still unclaimed (the one it will most likely run
+    /// next); a participant whose part is used up takes the other parts' units from their
+    /// backs, one at a time, while two or more are left there or their owner has not begun
+    /// (see [`Parts::claim`]). A part's owner keeps its operands in its cache as a static
+    /// split does, and a participant slowed down (its core shared with another process)
+    /// hands over what it has not begun instead of holding up the call. Whoever runs a unit, it computes
+    /// the same, so the results do not depend on who ran what. Subnormals are flushed as in
+    /// [`StepLoop::run`]; a panic in `unit` propagates to the caller.
+    pub fn run_parts(
+        &self,
+        bound: impl Fn(usize) -> usize + Sync,
+        unit: impl Fn(usize, bool) + Sync,
+    ) {
+        let t = self.threads.max(1);
+        let total = bound(t);
+        // Each part's cursor packs its front and back into one word (a claim is one
+        // compare-exchange); units beyond what half a word counts run single-threaded.
+        if t <= 1 || total >= 1 << PART_BITS {
+            denormals_flushed(|| {
+                for u in 0..total {
+                    unit(u, u + 1 < total);
+                }
+            });
+            return;
+        }
+        let parts = Parts {
+            cursors: (0..t)
+                .map(|c| Padded(AtomicUsize::new((bound(c) << PART_BITS) | bound(c + 1))))
+                .collect(),
+            starts: (0..t).map(&bound).collect(),
+            done: Padded::default(),
+            total,
+            poisoned: AtomicBool::new(false),
+        };
+        let (parts, unit) = (&parts, &unit);
+        rayon::scope(|scope| {
+            for me in 1..t {
+                scope.spawn(move |_| parts.work(me, unit, false));
+            }
+            parts.work(0, unit, true);
+        });
+    }
+
     /// Runs steps `0..n` of `steps`, all `panels` of each: in one kernel call on this thread
     /// when the loop is single-threaded ([`super::StepsFn`]); with its rows split between
     /// threads ([`StepLoop::row_split`]), in one such call per thread over its rows; else as
@@ -419,6 +466,82 @@ impl<F, E: Epilogue<F>> Epilogue<F> for Shifted<E> {
     #[inline(always)]
     fn fetch(&self, r0: usize, rows: usize, c0: usize, ncols: usize) {
         self.epi.fetch(self.r0 + r0, rows, c0, ncols)
+    }
+}
+
+/// Bits of a [`Parts`] cursor's back (its front takes the rest of the word).
+const PART_BITS: u32 = usize::BITS / 2;
+
+/// The shared state of one [`StepLoop::run_parts`] call.
+struct Parts {
+    /// Per part, its unclaimed units `front..back` as `front << PART_BITS | back`: the owner
+    /// claims the front, the others the back, each by one compare-exchange, so every unit is
+    /// claimed once.
+    cursors: Vec<Padded>,
+    /// Each part's first unit (its owner has begun once its front has moved past it).
+    starts: Vec<usize>,
+    /// Units finished (Release by each, Acquire by the caller's wait).
+    done: Padded,
+    total: usize,
+    /// Set when a participant unwinds, so the caller stops waiting for its unit.
+    poisoned: AtomicBool,
+}
+
+impl Parts {
+    /// Claims part `p`'s front unit (and whether another stays behind it), or its back one.
+    /// The back only while two or more are left, or the owner has not begun: where the
+    /// participants keep pace, the owner is then at its last unit or two when another has
+    /// run its part, and that unit runs where its operands are (the owner's part of `B` in
+    /// its L2) instead of being fetched by the other core at the end of the call.
+    fn claim(&self, p: usize, front: bool) -> Option<(usize, bool)> {
+        let cursor = &self.cursors[p].0;
+        let mask = (1usize << PART_BITS) - 1;
+        let mut v = cursor.load(Ordering::Relaxed);
+        loop {
+            let (f, b) = (v >> PART_BITS, v & mask);
+            if f >= b || (!front && b - f < 2 && f > self.starts[p]) {
+                return None;
+            }
+            let (next, got) = match front {
+                true => (v + (1 << PART_BITS), (f, f + 1 < b)),
+                false => (v - 1, (b - 1, false)),
+            };
+            match cursor.compare_exchange_weak(v, next, Ordering::Relaxed, Ordering::Relaxed) {
+                Ok(_) => return Some(got),
+                Err(now) => v = now,
+            }
+        }
+    }
+
+    /// Participant `me`: its own part, then the others' from their backs; the caller then
+    /// waits for every unit (a helper returns, and `rayon::scope` waits for it).
+    fn work(&self, me: usize, unit: &(impl Fn(usize, bool) + Sync), wait: bool) {
+        let _guard = PoisonOnPanic(&self.poisoned);
+        let n = self.cursors.len();
+        denormals_flushed(|| {
+            for p in (0..n).map(|q| (me + q) % n) {
+                while let Some((u, ahead)) = self.claim(p, p == me) {
+                    if self.poisoned.load(Ordering::Relaxed) {
+                        return;
+                    }
+                    unit(u, ahead);
+                    // Release: this unit's writes happen before the caller sees it done.
+                    self.done.0.fetch_add(1, Ordering::Release);
+                }
+            }
+            let mut spins = 0u32;
+            while wait && self.done.0.load(Ordering::Acquire) < self.total {
+                if self.poisoned.load(Ordering::Relaxed) {
+                    return;
+                }
+                spins = spins.saturating_add(1);
+                if spins < YIELD_AFTER_SPINS {
+                    std::hint::spin_loop();
+                } else {
+                    std::thread::yield_now();
+                }
+            }
+        })
     }
 }
 
