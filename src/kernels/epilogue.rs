@@ -163,9 +163,10 @@ impl<F: Float> Epilogue<F> for FwdStep<'_, F> {
     /// time of the forward loop over that of the input projection (code unchanged, so the
     /// host's drift cancels), without / with: `rnn_h512_b64_t50` 1.069-1.083 / 1.034-1.040, `rnn_h1760_b16_t50`
     /// 1.165-1.167 / 1.112-1.123, `rnn_h1760_b64_t50` 1.023-1.039 / 1.019-1.024,
-    /// `rnn_h512_b16_t50` 1.108-1.110 / 1.108-1.125. The backward step fetching `h`,
-    /// `grad_output` and `dA`'s rows the same way was no faster (its loop over the projection,
-    /// `rnn_h512_b64_t50`, 1.127-1.143 / 1.132-1.164), so it fetches nothing.
+    /// `rnn_h512_b16_t50` 1.108-1.110 / 1.108-1.125. The backward step fetches its rows the
+    /// same way ([`BwdStep::fetch`]); timed against the projection, as here, it had once
+    /// measured no faster (`rnn_h512_b64_t50` 1.127-1.143 / 1.132-1.164), which a profile's
+    /// samples and the sweep's time against the forward loop's, both steadier, contradict.
     #[inline(always)]
     fn fetch(&self, r0: usize, rows: usize, c0: usize, ncols: usize) {
         fetch_rows::<F, false>(self.c.cast_const(), self.ld, r0, rows, c0, ncols);
@@ -250,6 +251,29 @@ pub struct BwdStep<'a, F> {
 unsafe impl<F: Send + Sync> Sync for BwdStep<'_, F> {}
 
 impl<F: Float> Epilogue<F> for BwdStep<'_, F> {
+    /// The step's rows of `h` and `grad_output`, read by `apply`, and of `dA`, written by it
+    /// (a store to a line not in the cache waits for it as a load does): as for
+    /// [`FwdStep::fetch`], all three were written long before (the forward call, the caller,
+    /// the last call), so without the fetch each tile's epilogue waited for their lines.
+    /// `perf record -e cpu-clock` of `taskset -c 0 bench_table --threads 1 --modes train
+    /// --target-s 3 rnn_h512_b64_t50` (a scratch build choosing the fetches at run time, two
+    /// alternated rounds, Intel Xeon host, model 207), samples in the sweep's epilogue over
+    /// those in its tiles' loops (the forward loop's: 0.087-0.101): no fetch 0.195-0.219, `h`
+    /// and `grad_output` 0.154-0.174, all three 0.141-0.153; `dA`'s lines fetched for writing
+    /// into L1 (`prefetchw`) instead, 0.181-0.196. The sweep's time over the forward loop's
+    /// (phase timers in the same build, so the host's drift cancels), none / all three:
+    /// `rnn_h512_b64_t50` 1.123-1.147 / 1.069-1.090, `rnn_h256_b64_t50` 1.092-1.120 /
+    /// 1.047-1.055, `rnn_h512_b16_t50` 1.030-1.068 / 1.017-1.039, `rnn_h1760_b16_t50`
+    /// 1.021-1.042 / 1.016-1.040.
+    #[inline(always)]
+    fn fetch(&self, r0: usize, rows: usize, c0: usize, ncols: usize) {
+        fetch_rows::<F, false>(self.h, self.ld, r0, rows, c0, ncols);
+        if let Some(g) = self.g {
+            fetch_rows::<F, false>(g, self.ld, r0, rows, c0, ncols);
+        }
+        fetch_rows::<F, false>(self.d.cast_const(), self.ld, r0, rows, c0, ncols);
+    }
+
     #[inline(always)]
     fn row_mode(&self, r: usize) -> RowMode {
         match self.lengths {
