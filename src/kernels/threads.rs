@@ -16,6 +16,10 @@
 //! A loop whose rows (the batch) hold a register tile per thread, and whose weights fit in
 //! L2, splits its rows instead, in whole tiles: each thread runs all the steps of its rows
 //! in one call and meets the others only at the end (see [`StepLoop::run_steps`]).
+//!
+//! The hoisted products (one call, no steps) split their row chunks or panels into one part
+//! per thread, and a thread done with its part takes chunks the others have not begun (see
+//! [`StepLoop::run_parts`]).
 
 use std::ops::Range;
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
@@ -280,9 +284,9 @@ impl StepLoop {
     /// backs, one at a time, while two or more are left there or their owner has not begun
     /// (see [`Parts::claim`]). A part's owner keeps its operands in its cache as a static
     /// split does, and a participant slowed down (its core shared with another process)
-    /// hands over what it has not begun instead of holding up the call. Whoever runs a unit, it computes
-    /// the same, so the results do not depend on who ran what. Subnormals are flushed as in
-    /// [`StepLoop::run`]; a panic in `unit` propagates to the caller.
+    /// hands over what it has not begun instead of holding up the call. Whoever runs a unit,
+    /// it computes the same, so the results do not depend on who ran what. Subnormals are
+    /// flushed as in [`StepLoop::run`]; a panic in `unit` propagates to the caller.
     pub fn run_parts(
         &self,
         bound: impl Fn(usize) -> usize + Sync,
