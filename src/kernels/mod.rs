@@ -949,8 +949,31 @@ const REVERSE_MIN_FAR: usize = 1 << 20;
 /// on Zen 4 a scratch build with 12 was no faster (`rnn_h512_b64_t50` infer 32.34 against
 /// 31.81 ms, README), and rows a multiple of 4 KiB apart keep 8 rows everywhere (see
 /// `gemm_ops_tuned` on the L1's sets).
+///
+/// Where threads may split the rows (`W_hh` in L2: `lda * lda` elements, `lda = H` in the
+/// time loops, at most [`threads::ROW_SPLIT_MAX_BYTES_INTEL`]), only a batch that 12-row tiles
+/// cover exactly runs them ([`STEP_TALL_ROWS`]): with a remainder tile, two threads could not
+/// split the rows evenly (`B = 64`: 36 and 28 rows, so the loop split its panels and met at
+/// every step), where 8-row tiles split `B = 32` and `64` in halves. A larger `W_hh`
+/// (`rnn_h1760_b64_t50` above) splits its panels anyway and keeps 12 rows. `bench_table --modes infer,train --target-s 0.3` (Intel Xeon host, model
+/// 207; a scratch build choosing at run time, alternated), ratio of the medians, 8-row tiles
+/// / 12-row: 2 threads (`taskset -c 0-1 ... --threads 2`, 4 rounds, faster in all 4)
+/// `rnn_h512_b64_t50` infer 0.928, train 0.917; `rnn_h256_b64_t50` 0.827, 0.925;
+/// `rnn_h512_b32_t50` 0.934, 0.965; 1 thread (`taskset -c 0 ... --threads 1`, 6 rounds,
+/// fastest samples) 0.991-1.008 on the same rows, within the noise of the 1-thread gain
+/// measured above. The library's build with this rule against the one before (5 rounds,
+/// medians): 2 threads `rnn_h512_b64_t50` 0.842 infer, 0.901 train (faster in all 5),
+/// `rnn_h256_b64_t50` 0.857, 0.957, `rnn_h512_b32_t50` 0.964, 0.986; 1 thread (3 rounds,
+/// fastest samples) `rnn_h512_b64_t50` 0.994 / 0.990, `rnn_h1760_b64_t50` (unchanged code)
+/// 0.993 / 1.002.
 #[cfg_attr(not(target_arch = "x86_64"), allow(dead_code))]
 pub const STEP_TALL_MIN_ROWS: usize = 24;
+/// Rows of the tall tiles ([`STEP_TALL_MIN_ROWS`]): a time loop runs them only on a batch
+/// that is a multiple of this.
+#[cfg_attr(not(target_arch = "x86_64"), allow(dead_code))]
+const STEP_TALL_ROWS: usize = 12;
+#[cfg(target_arch = "x86_64")]
+const _: () = assert!(STEP_TALL_ROWS == avx512::MR_TALL);
 
 /// Rows of the register tiles of [`select_steps`]'s choice for steps of `rows` rows of `F`,
 /// `lda` apart: every step's rows go in tiles of this many from row 0, the remainder last.
@@ -977,6 +1000,8 @@ pub fn step_tile_rows<F: Float>(isa: Isa, rows: usize, lda: usize) -> usize {
 fn step_tall<F: Float>(rows: usize, lda: usize) -> bool {
     size_of::<F>() == 4
         && rows >= STEP_TALL_MIN_ROWS
+        && (rows.is_multiple_of(STEP_TALL_ROWS)
+            || lda * lda * size_of::<F>() > threads::ROW_SPLIT_MAX_BYTES_INTEL)
         && !(lda * size_of::<F>()).is_multiple_of(L1_ALIAS_BYTES)
         && crate::isa::vendor_is_intel()
 }

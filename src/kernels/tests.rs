@@ -931,12 +931,19 @@ fn time_loops_split_rows_where_even_and_in_l2() {
     assert_eq!(split(1, 256, 150), None);
     assert_eq!(split(4, 512, 100), None);
     assert_eq!(split(16, 32, 10), None);
-    // Uneven: 32 rows in tiles of 12 (AVX-512 on Intel) would be 12 against 20, where the 8
-    // panels of `H = 256` split 4 against 4; in tiles of 8, 16 against 16.
+    // 32 and 64 rows in tiles of 12 would split 12 against 20 and 36 against 28, where the
+    // panels split evenly: the time loops run them in tiles of 8 (16 against 16, 32 against
+    // 32) wherever the rows may be split; 48 rows in tiles of 12 (AVX-512 on Intel) split 24
+    // against 24.
     assert_eq!(split(32, 256, 50), even(32));
+    assert_eq!(split(64, 512, 50), even(64).filter(|_| intel));
     if isa == Isa::Avx512 && intel {
-        assert_eq!(split(32, 256, 50), None);
+        assert_eq!(split(32, 256, 50), Some(vec![0, 16, 32]));
+        assert_eq!(split(64, 512, 50), Some(vec![0, 32, 64]));
+        assert_eq!(step_tile_rows::<f32>(isa, 48, 256), 12);
         assert_eq!(split(48, 256, 50), Some(vec![0, 24, 48]));
+        // `W_hh` beyond L2: 12-row tiles whatever the batch.
+        assert_eq!(step_tile_rows::<f32>(isa, 64, 1760), 12);
     }
     // Every thread gets a whole tile: 15 rows in tiles of 4 on three threads start at 0, 4
     // and 8 (the nearest tiles to 5 and 10 would leave the last thread only 3 rows).
@@ -1202,10 +1209,11 @@ fn run_steps_in_one_call_matches_threaded_steps_bitwise_and_loops() {
             (16, nr + 5),
             (28, 2 * nr),
             (15, nr + 3),
-            // From `STEP_TALL_MIN_ROWS` rows the AVX-512 f32 loops run 12-row tiles: 24 rows
-            // in two, 26 with a 2-row remainder (two partial sums), 34 with a 10-row one
-            // (where 8-row tiles would leave rows 32-33 to a 2-row tile: other bits).
+            // From `STEP_TALL_MIN_ROWS` rows, where 12 divides them, the AVX-512 f32 loops on
+            // Intel's CPUs run 12-row tiles: 24 rows in two, 36 in three; 26 and 34 rows run
+            // 8-row tiles with a 2-row remainder (two partial sums).
             (STEP_TALL_MIN_ROWS, nr + 1),
+            (36, nr + 7),
             (26, 37),
             (34, 2 * nr + 3),
         ] {

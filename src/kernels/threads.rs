@@ -61,7 +61,7 @@ fn step_work(rows: usize, n: usize, k: usize) -> usize {
 const ROW_SPLIT_MAX_BYTES: usize = 1 << 19;
 /// [`ROW_SPLIT_MAX_BYTES`] on Intel's cores (2 MiB of L2 on the Xeons here): `H = 512` in
 /// `f32`.
-const ROW_SPLIT_MAX_BYTES_INTEL: usize = 1 << 20;
+pub(super) const ROW_SPLIT_MAX_BYTES_INTEL: usize = 1 << 20;
 /// One more than the most threads a loop splits its rows between.
 const MAX_ROW_THREADS: usize = 9;
 
