@@ -68,6 +68,17 @@ const MAX_ROW_THREADS: usize = 9;
 /// Spins before a waiting participant starts yielding its core (the machine may be shared).
 const YIELD_AFTER_SPINS: u32 = 1 << 12;
 
+/// One pass of a wait: counts it in `spins`, and spins for the first [`YIELD_AFTER_SPINS`]
+/// passes, then yields the core.
+fn pause(spins: &mut u32) {
+    *spins = spins.saturating_add(1);
+    if *spins < YIELD_AFTER_SPINS {
+        std::hint::spin_loop();
+    } else {
+        std::thread::yield_now();
+    }
+}
+
 /// Spins between two reads of the clock while a participant waits for a claimed chunk (a
 /// healthy wait ends long before the first read).
 const CLOCK_EVERY_SPINS: u32 = 1 << 8;
@@ -538,12 +549,7 @@ impl Parts {
                 if self.poisoned.load(Ordering::Relaxed) {
                     return;
                 }
-                spins = spins.saturating_add(1);
-                if spins < YIELD_AFTER_SPINS {
-                    std::hint::spin_loop();
-                } else {
-                    std::thread::yield_now();
-                }
+                pause(&mut spins);
             }
         })
     }
@@ -654,12 +660,7 @@ impl Chunks {
             if self.poisoned.load(Ordering::Relaxed) {
                 return false;
             }
-            spins = spins.saturating_add(1);
-            if spins < YIELD_AFTER_SPINS {
-                std::hint::spin_loop();
-            } else {
-                std::thread::yield_now();
-            }
+            pause(&mut spins);
             // Once yielding, every pass: a yield can hand the core away for a time slice, so
             // `CLOCK_EVERY_SPINS` of them could outlast the holder's stall unnoticed.
             if spins >= YIELD_AFTER_SPINS || spins.is_multiple_of(CLOCK_EVERY_SPINS) {
