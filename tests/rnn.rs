@@ -277,6 +277,28 @@ fn weight_gradients_match_reference_on_both_sides_of_the_packing_threshold() {
     }
 }
 
+/// From the packing threshold on (`dA^T` packed for the weight gradients, its bias sums taken
+/// by the pack): batches below, at and above the time loop's 8- and 12-row tiles (1 to 36
+/// rows), hidden sizes whose last panel of 12 (6 on AVX2, 4 portable) is full or partly
+/// filled (252, 260), with and without `h0`, with lengths (rows zeroed after their sequence
+/// ends), against the reference.
+#[test]
+fn weight_gradients_with_packed_d_a_match_reference_across_batches() {
+    let mut k = 0;
+    for h in [252usize, 260] {
+        for batch in [1, 7, 8, 9, 13, 24, 36] {
+            let flags = Flags {
+                bias: true,
+                h0: k % 2 == 0,
+                lengths: batch > 1,
+            };
+            let p = Problem::random(3, batch, 5, h, flags, 90 + k);
+            compare_all_paths(&p, Activation::Tanh).unwrap();
+            k += 1;
+        }
+    }
+}
+
 /// Below the packing threshold the weight gradients read `X` and `h_(t-1)` in place when their
 /// rows are whole panels (`I`, `H` multiples of the panel width: 32 / 16 in f32 / f64 on
 /// AVX-512, 16 / 8 on AVX2, 8 portable) and `X` needs no zeros (no lengths); `h_(t-1)` then
@@ -600,6 +622,8 @@ fn thread_count_does_not_change_results() {
                     o.d_h0,
                     o.d_w_ih,
                     o.d_w_hh,
+                    o.d_b_ih,
+                    o.d_b_hh,
                 ]
                 .concat(),
             );
@@ -647,7 +671,21 @@ fn thread_count_does_not_change_results() {
         },
         5,
     );
-    for p in [&p, &single, &rows] {
+    // B = 16 with W_hh of 256 x 256: rows split as above (in L2 on every host), and `dA^T`
+    // packed for the weight gradients.
+    let packed_rows = Problem::random(
+        20,
+        16,
+        9,
+        256,
+        Flags {
+            bias: true,
+            h0: false,
+            lengths: true,
+        },
+        6,
+    );
+    for p in [&p, &single, &rows, &packed_rows] {
         for isa in Isa::available() {
             let r = run_all::<f32>(p, isa);
             assert!(r[0] == r[1] && r[0] == r[2], "f32 {isa:?} B = {}", p.batch);
