@@ -250,9 +250,10 @@ pub fn packed_len<F: Float>(isa: Isa, k: usize, n: usize) -> usize {
 /// Packs `B [k, n]`, given row by row (`row(kk)` is `B[kk][0..n]`, or `None` for a row of
 /// zeros), for `isa` into the start of `dst` (at least [`packed_len`] elements, e.g. from a
 /// workspace), zero padding included. Rows are copied as slices: this runs once per backward
-/// call over all `T * B` rows, so it must run at memory speed. Large packs split their panels
-/// into one contiguous range per thread of the caller's rayon pool (each reads its part of
-/// every row as one run); the result does not depend on the split.
+/// call over all `T * B` rows, so it must run at memory speed. Large packs, and mid-sized ones
+/// of rows that several threads wrote (`spread`: a time loop shared between them), split their
+/// panels into one contiguous range per thread of the caller's rayon pool (each reads its part
+/// of every row as one run); the result does not depend on the split.
 ///
 /// Panics if a row is shorter than `n` (a caller bug: checked, never read out of bounds).
 pub fn pack_into<'a, 's, F: Float>(
@@ -261,8 +262,9 @@ pub fn pack_into<'a, 's, F: Float>(
     n: usize,
     row: impl Fn(usize) -> Option<&'s [F]> + Sync,
     dst: &'a mut [F],
+    spread: bool,
 ) -> PackedRef<'a, F> {
-    pack_panels(panel_width::<F>(isa), k, n, row, dst, None)
+    pack_panels(panel_width::<F>(isa), k, n, row, dst, None, spread)
 }
 
 /// Rows of `A` per panel of [`pack_a_into`] on `isa`: the rows of a register tile of the
@@ -291,6 +293,7 @@ pub fn packed_a_len(isa: Isa, k: usize, m: usize) -> usize {
 /// per panel, where a transposed copy wrote `H` streams, one per row of `dA^T`. When `sums`
 /// is given (`m` elements, overwritten), it receives the sum of each column of `G`, added from
 /// zero in row order (whatever the thread count): `dA`'s bias gradients in the same pass.
+/// Split between threads as [`pack_into`].
 ///
 /// Panics if a row is shorter than `m` or `sums` than `m` (a caller bug).
 pub fn pack_a_into<'a, 's, F: Float>(
@@ -300,8 +303,17 @@ pub fn pack_a_into<'a, 's, F: Float>(
     row: impl Fn(usize) -> &'s [F] + Sync,
     dst: &'a mut [F],
     sums: Option<&mut [F]>,
+    spread: bool,
 ) -> PackedRef<'a, F> {
-    pack_panels(a_panel_rows(isa), k, m, |kk| Some(row(kk)), dst, sums)
+    pack_panels(
+        a_panel_rows(isa),
+        k,
+        m,
+        |kk| Some(row(kk)),
+        dst,
+        sums,
+        spread,
+    )
 }
 
 /// [`pack_into`] and [`pack_a_into`] for panels `nr` wide.
@@ -312,6 +324,7 @@ fn pack_panels<'a, 's, F: Float>(
     row: impl Fn(usize) -> Option<&'s [F]> + Sync,
     dst: &'a mut [F],
     sums: Option<&mut [F]>,
+    spread: bool,
 ) -> PackedRef<'a, F> {
     use rayon::prelude::*;
     let panels = n.div_ceil(nr);
@@ -322,16 +335,25 @@ fn pack_panels<'a, 's, F: Float>(
     }
     let threads = rayon::current_num_threads();
     // Panels `p0..` into `dst` (whole panels from `p0`), their columns' sums into `sums`.
+    let min = if spread {
+        PACK_SPREAD_PARALLEL_ELEMS
+    } else {
+        PACK_PARALLEL_ELEMS
+    };
+    let split = k * n >= min && threads > 1 && panels > 1 && k > 0;
+    // Sums in blocks of rows where the parts meet in a line of `sums` (see
+    // `pack_rows_summed`), and for large packs.
+    let blocked = split || k * n >= PACK_PARALLEL_ELEMS;
     let part = |p0: usize, dst: &mut [F], sums: Option<&mut [F]>| match nr {
-        32 => pack_rows::<F, 32>(k, n, p0, &row, dst, sums),
-        16 => pack_rows::<F, 16>(k, n, p0, &row, dst, sums),
-        12 => pack_rows::<F, 12>(k, n, p0, &row, dst, sums),
-        8 => pack_rows::<F, 8>(k, n, p0, &row, dst, sums),
-        6 => pack_rows::<F, 6>(k, n, p0, &row, dst, sums),
-        4 => pack_rows::<F, 4>(k, n, p0, &row, dst, sums),
+        32 => pack_rows::<F, 32>(k, n, p0, &row, dst, sums, blocked),
+        16 => pack_rows::<F, 16>(k, n, p0, &row, dst, sums, blocked),
+        12 => pack_rows::<F, 12>(k, n, p0, &row, dst, sums, blocked),
+        8 => pack_rows::<F, 8>(k, n, p0, &row, dst, sums, blocked),
+        6 => pack_rows::<F, 6>(k, n, p0, &row, dst, sums, blocked),
+        4 => pack_rows::<F, 4>(k, n, p0, &row, dst, sums, blocked),
         _ => unreachable!("panel widths are 4, 6, 8, 12, 16 or 32"),
     };
-    if k * n < PACK_PARALLEL_ELEMS || threads == 1 || panels == 1 || k == 0 {
+    if !split {
         part(0, dst, sums);
     } else {
         let per = panels.div_ceil(threads);
@@ -353,11 +375,23 @@ fn pack_panels<'a, 's, F: Float>(
 
 /// Elements (`k * n`) from which packs split their panels across threads.
 const PACK_PARALLEL_ELEMS: usize = 1 << 18;
+/// [`PACK_PARALLEL_ELEMS`] for rows that the threads of a shared time loop wrote, each its
+/// own columns (`spread`): packed on one thread, half of them came from the other core's
+/// cache, and the weight gradients' threads then read the packed panels from the packing
+/// core's. `bench_table --threads 2 --modes train --target-s 0.4` (`taskset -c 0,1`, Zen 4,
+/// this build against its parent, 6 alternated rounds, ratio of the medians):
+/// `rnn_h256_b1_t150` (38 400 elements) 0.942, `rnn_h256_b2_t40` 0.921 (faster in every round
+/// at both); `rnn_h100_b3_t100` 1.000 and `rnn_h200_b1_t150` 1.003, whose loops stay on one
+/// thread (this threshold for every pack instead cost 1.055 at `rnn_h100_b3_t100`: hence the
+/// hint). Phase timers in a scratch build: `dA^T`'s pack 0.025 -> 0.018 ms, `dW_ih` with its
+/// pack of `X` 0.123 -> 0.097, `dW_hh` with `h_(t-1)`'s 0.106 -> 0.096 at `rnn_h256_b1_t150`.
+const PACK_SPREAD_PARALLEL_ELEMS: usize = 1 << 14;
 
 /// [`pack_panels`]' loop for panels `NR` wide, panels `p0..p0 + dst.len() / (k * NR)`, row by
 /// row: a full panel row is one fixed-size copy (a couple of vector moves in place, where a
 /// slice copy of run-time length called `memmove` per row and panel). With `sums` (the
-/// panels' columns from `p0 * NR`), each copied row is added to them.
+/// panels' columns from `p0 * NR`), each copied row is added to them, or with `blocked` in
+/// blocks of rows by [`pack_rows_summed`] (the same bits).
 fn pack_rows<'s, F: Float, const NR: usize>(
     k: usize,
     n: usize,
@@ -365,6 +399,7 @@ fn pack_rows<'s, F: Float, const NR: usize>(
     row: &impl Fn(usize) -> Option<&'s [F]>,
     dst: &mut [F],
     sums: Option<&mut [F]>,
+    blocked: bool,
 ) {
     let panel_len = k * NR;
     if panel_len == 0 {
@@ -372,7 +407,7 @@ fn pack_rows<'s, F: Float, const NR: usize>(
     }
     let panels = dst.len() / panel_len;
     let mut sums = match sums {
-        Some(sums) if k * n >= PACK_PARALLEL_ELEMS => {
+        Some(sums) if blocked => {
             return pack_rows_summed::<F, NR>(k, n, p0, row, dst, sums);
         }
         sums => sums,
@@ -400,8 +435,8 @@ fn pack_rows<'s, F: Float, const NR: usize>(
 const SUM_ROWS: usize = 16;
 
 /// [`pack_rows`] with the packed columns' sums (`sums`, from zero, the panels' columns from
-/// `p0 * NR`) for large packs (from [`PACK_PARALLEL_ELEMS`], where they split between
-/// threads): a block of [`SUM_ROWS`] rows at a time (32 KiB at `n = 512` in `f32`: L1), panel
+/// `p0 * NR`) for large packs (from [`PACK_PARALLEL_ELEMS`]) and packs split between threads:
+/// a block of [`SUM_ROWS`] rows at a time (32 KiB at `n = 512` in `f32`: L1), panel
 /// by panel within it, each panel's sums carried in registers through the block's rows and
 /// stored once per block. [`pack_rows`] adds every row into the sums in memory, and with two
 /// threads the line holding the columns where their parts meet goes back and forth between

@@ -443,6 +443,7 @@ fn strided_a_and_workspace_packing_match_loops() {
                 n,
                 |kk| given(kk).then(|| &b[kk * n..][..n]),
                 &mut buf,
+                false,
             );
             let mut c = vec![1.0; m * n];
             gemm_packed(isa, &at, (1, lda_t), m, bp, &mut c, n, Addend::C);
@@ -573,13 +574,20 @@ fn b_as_rows_matches_f64_sums() {
     }
 }
 
-/// `pack_into` past its parallel threshold (2^18 elements), in 1 and 2 threads, against the
-/// layout written out: panel `p`, row `kk`, lane `j` holds `B[kk][p * nr + j]`, zero past `n`
-/// and for rows given as `None`; nothing past the packed length is written.
+/// `pack_into` past its parallel threshold (2^18 elements, or 2^14 for rows several threads
+/// wrote: 150x256 both ways), in 1 and 2 threads, against the layout written out: panel `p`,
+/// row `kk`, lane `j` holds `B[kk][p * nr + j]`, zero past `n` and for rows given as `None`;
+/// nothing past the packed length is written.
 #[test]
 fn pack_into_splits_panels_across_threads() {
     for isa in Isa::available() {
-        for &(k, n) in &[(600, 520), (513, 1000), (2, 300_000)] {
+        for &(k, n, spread) in &[
+            (600, 520, false),
+            (513, 1000, false),
+            (2, 300_000, false),
+            (150, 256, true),
+            (150, 256, false),
+        ] {
             let mut seed = 5;
             let b: Vec<f32> = (0..k * n).map(|_| lcg(&mut seed) as f32).collect();
             let nr = panel_width::<f32>(isa);
@@ -595,6 +603,7 @@ fn pack_into_splits_panels_across_threads() {
                         n,
                         |kk| given(kk).then(|| &b[kk * n..][..n]),
                         &mut buf,
+                        spread,
                     );
                 });
                 for (i, &got) in buf[..len].iter().enumerate() {
@@ -982,8 +991,10 @@ fn packed_a_gemm_matches_loops_on_every_path() {
                 check_packed_a(isa, m, k, n, k0, None);
             }
         }
-        // Past the pack's parallel threshold (2^18 elements) and the GEMM's row chunks.
+        // Past the pack's parallel threshold (2^18 elements) and the GEMM's row chunks; past
+        // the threshold for rows several threads wrote (2^14, `spread`: every pack here).
         check_packed_a(isa, 300, 1000, 40, 5, None);
+        check_packed_a(isa, 256, 150, 40, 1, None);
     }
 }
 
@@ -1020,7 +1031,7 @@ fn check_packed_a(isa: Isa, m: usize, k: usize, n: usize, k0: usize, kc: Option<
         let mut c = vec![0.5; m * ldc];
         pool.install(|| {
             let row = |kk: usize| &g[kk * m..][..m];
-            let ap = pack_a_into(isa, k, m, row, &mut buf, Some(&mut sums[..m]));
+            let ap = pack_a_into(isa, k, m, row, &mut buf, Some(&mut sums[..m]), true);
             match kc {
                 None => gemm_packed_a(isa, ap, k0, bp.view(), &mut c, ldc, Addend::C),
                 Some(kc) => {
@@ -1294,9 +1305,9 @@ fn pack_speed() {
                         for _ in 0..reps {
                             let row = |r: usize| &src[r * n..][..n];
                             let p = if a {
-                                pack_a_into(isa, k, n, row, &mut dst, Some(&mut sums))
+                                pack_a_into(isa, k, n, row, &mut dst, Some(&mut sums), false)
                             } else {
-                                pack_into(isa, k, n, |r| Some(row(r)), &mut dst)
+                                pack_into(isa, k, n, |r| Some(row(r)), &mut dst, false)
                             };
                             std::hint::black_box(&p);
                         }
@@ -1338,7 +1349,7 @@ fn dw_speed() {
             let da: Vec<f32> = (0..rows * h).map(|_| lcg(&mut seed) as f32).collect();
             let x: Vec<f32> = (0..rows * h).map(|_| lcg(&mut seed) as f32).collect();
             let mut xbuf = vec![0f32; packed_len::<f32>(isa, rows, h)];
-            let xp = pack_into(isa, rows, h, |r| Some(&x[r * h..][..h]), &mut xbuf);
+            let xp = pack_into(isa, rows, h, |r| Some(&x[r * h..][..h]), &mut xbuf, false);
             let mut a_buf = vec![0f32; packed_a_len(isa, rows, h)];
             let mut sums = vec![0f32; h];
             let mut c = vec![0f32; h * h];
@@ -1346,7 +1357,7 @@ fn dw_speed() {
                 let t = std::time::Instant::now();
                 if packed {
                     let g = |r: usize| &da[r * h..][..h];
-                    let ap = pack_a_into(isa, rows, h, g, &mut a_buf, Some(&mut sums));
+                    let ap = pack_a_into(isa, rows, h, g, &mut a_buf, Some(&mut sums), false);
                     for _ in 0..2 {
                         gemm_packed_a(isa, ap, 0, xp, &mut c, h, Addend::C);
                     }
@@ -1383,9 +1394,9 @@ fn kc_speed() {
             let da: Vec<f32> = (0..rows * h).map(|_| lcg(&mut seed) as f32).collect();
             let x: Vec<f32> = (0..rows * h).map(|_| lcg(&mut seed) as f32).collect();
             let mut xbuf = vec![0f32; packed_len::<f32>(isa, rows, h)];
-            let xp = pack_into(isa, rows, h, |r| Some(&x[r * h..][..h]), &mut xbuf);
+            let xp = pack_into(isa, rows, h, |r| Some(&x[r * h..][..h]), &mut xbuf, false);
             let mut a_buf = vec![0f32; packed_a_len(isa, rows, h)];
-            let ap = pack_a_into(isa, rows, h, |r| &da[r * h..][..h], &mut a_buf, None);
+            let ap = pack_a_into(isa, rows, h, |r| &da[r * h..][..h], &mut a_buf, None, false);
             let mut c = vec![0f32; h * h];
             let kcs = [rows, rows.div_ceil(2), 1067, 768, 512, 384, 256];
             let best = best_of_rounds(9, &kcs, |&kc| {

@@ -183,6 +183,18 @@ impl<F: Float> Rnn<F> {
         let [d_pre, db, a_buf, pack_buf] = workspace.take_parts([seq_len, hidden, a_len, pack_len]);
 
         // The sequential sweep: dA_t = (dh_t + dA_(t+1) W_hh) * act'(h_t), fused per step.
+        // Whether its loop (and the forward's, which has the same shape) runs on several
+        // threads, each writing its own columns of `dA` and of the states: the packs below
+        // then split between threads from a smaller size (`kernels::pack_into`).
+        let spread = StepLoop::recurrence(
+            self.packed_bwd.view().panels(),
+            batch,
+            hidden,
+            hidden,
+            steps,
+        )
+        .threads()
+            > 1;
         self.sweep(seq, output, grad_output, grad_h_n, d_pre, d_h0);
 
         // Everything else: one GEMM or reduction over all T*B rows.
@@ -213,7 +225,9 @@ impl<F: Float> Rnn<F> {
         let ap = if pack_a {
             let g = |r: usize| &d_pre[r * hidden..][..hidden];
             let sums = want_db.then_some(&mut *db);
-            Some(kernels::pack_a_into(isa, rows, hidden, g, a_buf, sums))
+            Some(kernels::pack_a_into(
+                isa, rows, hidden, g, a_buf, sums, spread,
+            ))
         } else {
             None
         };
@@ -248,13 +262,21 @@ impl<F: Float> Rnn<F> {
                 let row = |r: usize| &input[r * input_size..][..input_size];
                 let x = match seq.lengths {
                     // Every row is active: no per-row division to find its step.
-                    None => kernels::pack_into(isa, rows, input_size, |r| Some(row(r)), pack_buf),
+                    None => kernels::pack_into(
+                        isa,
+                        rows,
+                        input_size,
+                        |r| Some(row(r)),
+                        pack_buf,
+                        spread,
+                    ),
                     Some(_) => kernels::pack_into(
                         isa,
                         rows,
                         input_size,
                         |r| seq.is_active(r / batch, r % batch).then(|| row(r)),
                         pack_buf,
+                        spread,
                     ),
                 };
                 match ap {
@@ -328,7 +350,7 @@ impl<F: Float> Rnn<F> {
                         None => &output[r * hidden..][..hidden],
                     })
                 };
-                let hp = kernels::pack_into(isa, k, hidden, prev, pack_buf);
+                let hp = kernels::pack_into(isa, k, hidden, prev, pack_buf, spread);
                 match ap {
                     Some(ap) => {
                         kernels::gemm_packed_a(isa, ap, skip, hp, d_w_hh, hidden, Addend::C)
