@@ -385,6 +385,9 @@ const PACK_PARALLEL_ELEMS: usize = 1 << 18;
 /// thread (this threshold for every pack instead cost 1.055 at `rnn_h100_b3_t100`: hence the
 /// hint). Phase timers in a scratch build: `dA^T`'s pack 0.025 -> 0.018 ms, `dW_ih` with its
 /// pack of `X` 0.123 -> 0.097, `dW_hh` with `h_(t-1)`'s 0.106 -> 0.096 at `rnn_h256_b1_t150`.
+/// A loop that splits its rows rather than its panels (`rnn_h256_b16_t50`) measured in a
+/// noisy hour only: fastest samples 0.951 and 0.956 in two runs (6 and 8 rounds), medians
+/// 0.79 and 1.06.
 const PACK_SPREAD_PARALLEL_ELEMS: usize = 1 << 14;
 
 /// [`pack_panels`]' loop for panels `NR` wide, panels `p0..p0 + dst.len() / (k * NR)`, row by

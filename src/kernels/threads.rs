@@ -337,7 +337,8 @@ impl StepLoop {
     /// when the loop is single-threaded ([`super::StepsFn`]); with its rows split between
     /// threads ([`StepLoop::row_split`]), in one such call per thread over its rows; else as
     /// [`StepLoop::run`] with one kernel call per participant's chunk of each step. The same
-    /// tiles compute every element every way, so the results are bitwise identical.
+    /// tiles compute every element every way, so the results are bitwise identical. Returns
+    /// the threads the loop ran on.
     ///
     /// The rows' split, measured against the panels' (`bench_table --threads 2 --modes
     /// infer,train --target-s 0.3` under `taskset -c 0-1`, the two builds alternated 10
@@ -361,7 +362,7 @@ impl StepLoop {
         steps: &S,
         n: usize,
         panels: usize,
-    ) {
+    ) -> usize {
         // Every step has the same rows (the `Steps` contract's shape); step 0's say how many,
         // and how far apart.
         let (rows, lda) = if n > 0 {
@@ -410,11 +411,13 @@ impl StepLoop {
                 }
                 part(0);
             });
+            threads
         } else if self.threads <= 1 {
             // SAFETY: `isa` is supported and `steps` meets its contract (this function's
             // contract), which `all` (its rows `0..rows`) keeps; the loop runs on this thread
             // only.
             denormals_flushed(|| unsafe { f(&all, n, 0..panels) });
+            1
         } else {
             let kernel = super::select_step_kernel::<F, Shifted<S::Epi>>(isa, rows, lda);
             self.run(n, panels, |s, range| {
@@ -426,6 +429,7 @@ impl StepLoop {
                 // contract needs.
                 unsafe { kernel(&ops, &epi, range) }
             });
+            self.threads
         }
     }
 }

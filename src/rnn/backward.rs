@@ -183,19 +183,11 @@ impl<F: Float> Rnn<F> {
         let [d_pre, db, a_buf, pack_buf] = workspace.take_parts([seq_len, hidden, a_len, pack_len]);
 
         // The sequential sweep: dA_t = (dh_t + dA_(t+1) W_hh) * act'(h_t), fused per step.
-        // Whether its loop (and the forward's, which has the same shape) runs on several
-        // threads, each writing its own columns of `dA` and of the states: the packs below
-        // then split between threads from a smaller size (`kernels::pack_into`).
-        let spread = StepLoop::recurrence(
-            self.packed_bwd.view().panels(),
-            batch,
-            hidden,
-            hidden,
-            steps,
-        )
-        .threads()
-            > 1;
-        self.sweep(seq, output, grad_output, grad_h_n, d_pre, d_h0);
+        // `spread`: whether its loop (and the forward's, which has the same shape) ran on
+        // several threads, each writing its own part of `dA` and of the states (columns, or
+        // rows where the loop splits them): the packs below then split between threads from
+        // a smaller size (`kernels::pack_into`).
+        let spread = self.sweep(seq, output, grad_output, grad_h_n, d_pre, d_h0) > 1;
 
         // Everything else: one GEMM or reduction over all T*B rows.
         let d_pre = &*d_pre;
@@ -374,7 +366,8 @@ impl<F: Float> Rnn<F> {
     /// The BPTT sweep: for `t = T-1 .. 0`, `d_pre[t] = (grad_output[t] + d_pre[t+1] W_hh) *
     /// act'(output[t])` with `grad_h_n` at each sequence's last step and zeros after it, each
     /// step a packed product with the epilogue fused ([`BwdSteps`], run by
-    /// [`StepLoop::run_steps`]); then `d_h0 = d_pre[0] W_hh`.
+    /// [`StepLoop::run_steps`]); then `d_h0 = d_pre[0] W_hh`. Returns the threads the loop
+    /// ran on.
     fn sweep(
         &self,
         seq: &Sequences<'_>,
@@ -383,7 +376,7 @@ impl<F: Float> Rnn<F> {
         grad_h_n: Option<&[F]>,
         d_pre: &mut [F],
         d_h0: Option<&mut [F]>,
-    ) {
+    ) -> usize {
         let (steps, batch, hidden) = (seq.steps, seq.batch, self.dims.hidden_size);
         let state_len = batch * hidden;
         let seq_len = steps * state_len;
@@ -434,7 +427,7 @@ impl<F: Float> Rnn<F> {
         let threads = StepLoop::recurrence(packed.panels(), batch, hidden, hidden, steps);
         // SAFETY: the plan's isa is supported (checked when it was set); `BwdSteps` meets the
         // `Steps` contract for steps `0..T` over every panel of `W_hh` (see its impl).
-        unsafe { threads.run_steps(self.isa, &sweep, steps, packed.panels()) };
+        let ran_on = unsafe { threads.run_steps(self.isa, &sweep, steps, packed.panels()) };
         if let Some(d_h0) = d_h0 {
             // d_h0 = dA_0 W_hh, one more product of the step's shape, through the hoisted
             // products' kernels: as one more `Steps` type it compiled every path's time loop
@@ -450,6 +443,7 @@ impl<F: Float> Rnn<F> {
                 Addend::Zero,
             );
         }
+        ran_on
     }
 }
 
