@@ -183,10 +183,11 @@ impl<F: Float> Rnn<F> {
         let [d_pre, db, a_buf, pack_buf] = workspace.take_parts([seq_len, hidden, a_len, pack_len]);
 
         // The sequential sweep: dA_t = (dh_t + dA_(t+1) W_hh) * act'(h_t), fused per step.
-        // `spread`: whether its loop (and the forward's, which has the same shape) ran on
-        // several threads, each writing its own part of `dA` and of the states (columns, or
-        // rows where the loop splits them): the packs below then split between threads from
-        // a smaller size (`kernels::pack_into`).
+        // `spread`: whether its loop ran on several threads, each writing its own part of
+        // `dA` (columns, or rows where the loop splits them; the forward's loop, over the same
+        // rows and weights, split the states the same way unless its steps were too few to
+        // share): the packs below then split between threads from a smaller size
+        // (`kernels::pack_into`).
         let spread = self.sweep(seq, output, grad_output, grad_h_n, d_pre, d_h0) > 1;
 
         // Everything else: one GEMM or reduction over all T*B rows.
