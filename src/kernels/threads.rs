@@ -35,12 +35,19 @@ use crate::isa::Isa;
 /// [`StepLoop::recurrence`] for the measurements.
 const MIN_FLOPS_PER_THREAD: usize = 1 << 22;
 
-/// Work per step, per thread ([`step_work`]), below which a time loop stays on the calling
-/// thread: the participants meet once per step (each chunk's done mark and the state's lines
-/// cross between cores, ~0.1-0.2 us here), so a thread's part of a step must take a few times
-/// that. 128 Kflop: `B = 1` from `H = 210`, `B = 4` from 182, `B = 16` from 91 (64 Kflop, until
-/// the one-thread loops reversed every other step's panels, shared `B = 1` from `H = 148`).
-const MIN_STEP_WORK_PER_THREAD: usize = 1 << 17;
+/// Work per step, per thread ([`step_share_work`]), below which a time loop stays on the
+/// calling thread on Intel's cores: the participants meet once per step (each chunk's done
+/// mark and the state's lines cross between cores, ~0.1-0.2 us here), so a thread's part of a
+/// step must take a few times that. 128 Kflop: `B = 1` from `H = 210`, `B = 4` from 182, `B =
+/// 16` from 91 (64 Kflop, until the one-thread loops reversed every other step's panels,
+/// shared `B = 1` from `H = 148`).
+const MIN_STEP_WORK_PER_THREAD_INTEL: usize = 1 << 17;
+
+/// [`MIN_STEP_WORK_PER_THREAD_INTEL`] on the other cores (measured on AMD's Zen 4), in
+/// [`step_share_work`]'s measure there: 42 Kflop, so two threads share `B = 1` from `H = 170`,
+/// `B = 2` from 147, `B = 3` from 120, `B = 4` from 104, `B = 8` from 74 (see
+/// [`StepLoop::recurrence`]).
+const MIN_STEP_WORK_PER_THREAD: usize = 42 << 10;
 
 /// A step's work as the time it takes, in flops: `2 * max(rows, 3) * n * k`. Every step reads
 /// all of the `[k, n]` packed weights from L2 whatever its rows, which takes about as long as
@@ -51,6 +58,24 @@ fn step_work(rows: usize, n: usize, k: usize) -> usize {
         .saturating_mul(rows.max(3))
         .saturating_mul(n)
         .saturating_mul(k)
+}
+
+/// A step's work as [`StepLoop::recurrence`] weighs it against the per-step meeting of the
+/// threads that would share it: [`step_work`] on Intel's cores; elsewhere its flops, `2 * rows
+/// * n * k`, with one row counted as one and a half (`n * k * max(2 * rows, 3)`). On Zen 4
+/// that put every batch measured (1 to 8 rows) where two threads began to gain, where
+/// [`step_work`]'s three rows for every batch up to three could not: `B = 2` at `H = 144` (two
+/// threads 1-3 % slower) and `B = 1` at `H = 160` (4 % slower in inference) weigh more than
+/// `B = 3` at `H = 120` (22-25 % faster) by its measure, less by this one.
+fn step_share_work(rows: usize, n: usize, k: usize, intel: bool) -> usize {
+    match intel {
+        true => step_work(rows, n, k),
+        false => rows
+            .saturating_mul(2)
+            .max(3)
+            .saturating_mul(n)
+            .saturating_mul(k),
+    }
 }
 
 /// Bytes of packed weights up to which a time loop may split its rows (the batch) between
@@ -113,8 +138,9 @@ impl StepLoop {
 
     /// A time loop of `steps` steps, each the product of `rows` rows of a state with packed
     /// `[k, n]` weights in `panels` panels, on the caller's rayon pool: single-threaded when a
-    /// step's part per thread is below [`MIN_STEP_WORK_PER_THREAD`] or the whole loop's below
-    /// [`MIN_FLOPS_PER_THREAD`] (in [`step_work`]'s units).
+    /// step's part per thread is below [`MIN_STEP_WORK_PER_THREAD_INTEL`] on Intel's cores,
+    /// [`MIN_STEP_WORK_PER_THREAD`] elsewhere (in [`step_share_work`]'s units), or the whole
+    /// loop's below [`MIN_FLOPS_PER_THREAD`] (in [`step_work`]'s).
     ///
     /// Measured on a quiet host (`bench_table --threads 2 --target-s 0.2`, 3 alternated
     /// rounds, fastest median, ms, one thread / two; infer, train): shared here:
@@ -133,10 +159,32 @@ impl StepLoop {
     /// `rnn_h128_b4_t100` infer 0.194-0.197 / 0.208-0.240 (train 0.557-0.570 / 0.496-0.577);
     /// `rnn_h64_b16_t100` infer 0.203-0.204 / 0.217-0.313 (train level); faster at
     /// `rnn_h224_b1_t100` 0.227-0.252 / 0.202-0.239 and `rnn_h256_b1_t150` 0.438-0.447 /
-    /// 0.324-0.352. Hence 128 Kflop per thread per step.
+    /// 0.324-0.352. Hence 128 Kflop per thread per step on Intel's cores.
+    ///
+    /// Elsewhere [`step_share_work`] and [`MIN_STEP_WORK_PER_THREAD`], from a Zen 4 host
+    /// (family 25 model 17, 2 vCPUs; `taskset -c 0,1 bench_table --threads 2 --modes
+    /// infer,train --target-s 0.25`, a build sharing these loops against its parent, which ran
+    /// them on one thread, alternated 6-8 rounds, ratio of the medians, infer / train): shared
+    /// now, `rnn_h170_b1_t100` 0.971 / 0.967, `rnn_h176_b1_t100` 0.940 / 0.949,
+    /// `rnn_h192_b1_t100` 0.901 / 0.881, `rnn_h148_b2_t100` 0.803 / 0.798, `rnn_h192_b2_t100`
+    /// 0.755 / 0.804, `rnn_h120_b3_t100` 0.757 / 0.743, `rnn_h128_b3_t100` 0.786 / 0.822,
+    /// `rnn_h104_b4_t100` 0.757 / 0.733, `rnn_h128_b4_t100` 0.780 / 0.815, `rnn_h96_b5_t100`
+    /// 0.914 / 0.895, `rnn_h96_b6_t100` 0.888 / 0.889, `rnn_h76_b8_t100` 0.836 / 0.770,
+    /// `rnn_h80_b8_t100` 0.824 / 0.756, `rnn_h72_b10_t100` 0.814 / 0.786, `rnn_h64_b12_t100`
+    /// 0.847 / 0.856. Kept on one thread, where two were slower: `rnn_h140_b2_t100` 1.024 /
+    /// 1.025 and `rnn_h144_b2_t100` 1.031 / 1.019 (8 rounds, a build sharing them), and with
+    /// every loop shared (a scratch build, 4 rounds, fastest samples) `rnn_h160_b1_t100` 1.041
+    /// / 0.987, `rnn_h128_b2_t100` 1.046 / 0.999. The Zen 5 host's figures above (at 64 Kflop
+    /// of [`step_work`]) agree but for `rnn_h160_b1_t100`, faster shared there and kept on one
+    /// thread by this rule. Pools of more than two threads were not measured.
     pub fn recurrence(panels: usize, rows: usize, n: usize, k: usize, steps: usize) -> Self {
         let work = step_work(rows, n, k);
-        let by_step = (work / MIN_STEP_WORK_PER_THREAD).max(1);
+        let intel = crate::isa::vendor_is_intel();
+        let min_share = match intel {
+            true => MIN_STEP_WORK_PER_THREAD_INTEL,
+            false => MIN_STEP_WORK_PER_THREAD,
+        };
+        let by_step = (step_share_work(rows, n, k, intel) / min_share).max(1);
         let by_loop = (work.saturating_mul(steps) / MIN_FLOPS_PER_THREAD).max(1);
         let pool = rayon::current_num_threads();
         let threads = pool.min(panels).min(by_step).min(by_loop).max(1);
