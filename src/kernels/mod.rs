@@ -1500,10 +1500,22 @@ type TileArgs<'a, F, E> = (
 /// Contraction length from which the one-row tile broadcasts `A` in registers (see `tile`).
 const REG_SPLAT_MIN_K: usize = 128;
 
-/// Contraction length from which a tile of 8 or more rows fetches its epilogue's operands
-/// first (see [`Epilogue::fetch`]; measured at `H = 512` and `1760`, not below): shorter tiles
+/// Contraction length from which a tile of 8 or more rows (6: [`EPI_FETCH_MIN_K_6`]) fetches
+/// its epilogue's operands first (see [`Epilogue::fetch`]; measured at `H = 512` and `1760`, not below): shorter tiles
 /// leave the fetch no time to arrive before their epilogue.
 const EPI_FETCH_MIN_K: usize = 128;
+
+/// [`EPI_FETCH_MIN_K`] for the 6-row tiles (the AVX2 path's full tiles), each a third of the
+/// 8-row AVX-512 tile's work at the same `K`. On Zen 4 held to AVX2 (`RNN_KERNELS_MAX_ISA=avx2
+/// taskset -c 0 bench_table --threads 1`, against the build before, which fetched from 8 rows
+/// only, alternated 4-8 rounds, ratio of the medians): fetching from `K = 128` made training
+/// faster (`rnn_h512_b64_t50` 0.963, `rnn_h256_b64_t50` 0.956, `rnn_h512_b32_t50` 0.969,
+/// `rnn_h128_b32_t100` 0.978) but inference at small `K` slower (`rnn_h256_b6_t100` 1.030,
+/// `rnn_h128_b32_t100` 1.024; training there 1.016 / 0.978); `H = 512` and `1760` level in
+/// inference. Hence from 512: that build against the same parent (6 rounds) trained
+/// `rnn_h512_b64_t50` at 0.968, `rnn_h512_b16_t50` 0.975, `rnn_h1760_b16_t50` 0.981 (faster in
+/// 5-6 of 6 rounds), inference 0.982-1.000, `rnn_h256_b6_t100` unchanged (it fetches nothing).
+const EPI_FETCH_MIN_K_6: usize = 512;
 
 /// Bytes per prefetched line.
 const PREFETCH_LINE: usize = 64;
@@ -1616,7 +1628,11 @@ unsafe fn tile<
     } else {
         (nr, pstride)
     };
-    if const { R >= 8 } && k >= EPI_FETCH_MIN_K {
+    let fetch_min_k = match R {
+        8.. => EPI_FETCH_MIN_K,
+        _ => EPI_FETCH_MIN_K_6,
+    };
+    if const { R >= 6 } && k >= fetch_min_k {
         epi.fetch(r0, R, c0, ncols);
     }
     // SAFETY: V's features are the caller's contract; all loads below are inside A's rows
