@@ -1501,12 +1501,14 @@ type TileArgs<'a, F, E> = (
 const REG_SPLAT_MIN_K: usize = 128;
 
 /// Contraction length from which a tile of 8 or more rows (6: [`EPI_FETCH_MIN_K_6`]) fetches
-/// its epilogue's operands first (see [`Epilogue::fetch`]; measured at `H = 512` and `1760`, not below): shorter tiles
-/// leave the fetch no time to arrive before their epilogue.
+/// its epilogue's operands first (see [`Epilogue::fetch`]; measured at `H = 512` and `1760`,
+/// not below): shorter tiles leave the fetch no time to arrive before their epilogue.
 const EPI_FETCH_MIN_K: usize = 128;
 
-/// [`EPI_FETCH_MIN_K`] for the 6-row tiles (the AVX2 path's full tiles), each a third of the
-/// 8-row AVX-512 tile's work at the same `K`. On Zen 4 held to AVX2 (`RNN_KERNELS_MAX_ISA=avx2
+/// [`EPI_FETCH_MIN_K`] for the 6-row tiles (the AVX2 path's full tiles, and the AVX-512
+/// path's remainder tiles of 6 rows), each a third of the 8-row AVX-512 tile's work at the
+/// same `K`. (AVX-512 at `rnn_h512_b14_t50`, a tile of 8 rows and one of 6, fetching from
+/// `K = 128`: 1.000 / 0.995 infer / train, 4 rounds.) On Zen 4 held to AVX2 (`RNN_KERNELS_MAX_ISA=avx2
 /// taskset -c 0 bench_table --threads 1`, against the build before, which fetched from 8 rows
 /// only, alternated 4-8 rounds, ratio of the medians): fetching from `K = 128` made training
 /// faster (`rnn_h512_b64_t50` 0.963, `rnn_h256_b64_t50` 0.956, `rnn_h512_b32_t50` 0.969,
@@ -1628,11 +1630,14 @@ unsafe fn tile<
     } else {
         (nr, pstride)
     };
-    let fetch_min_k = match R {
-        8.. => EPI_FETCH_MIN_K,
-        _ => EPI_FETCH_MIN_K_6,
+    let fetch_min_k = const {
+        match R {
+            8.. => EPI_FETCH_MIN_K,
+            6 | 7 => EPI_FETCH_MIN_K_6,
+            _ => usize::MAX,
+        }
     };
-    if const { R >= 6 } && k >= fetch_min_k {
+    if k >= fetch_min_k {
         epi.fetch(r0, R, c0, ncols);
     }
     // SAFETY: V's features are the caller's contract; all loads below are inside A's rows
