@@ -574,8 +574,9 @@ fn b_as_rows_matches_f64_sums() {
     }
 }
 
-/// `pack_into` past its parallel threshold (2^18 elements, or 2^14 for rows several threads
-/// wrote: 150x256 both ways), in 1 and 2 threads, against the layout written out: panel `p`,
+/// `pack_into` past its parallel threshold (2^18 elements, split by rows, 1 and 3 rows
+/// included; or 2^14 for rows several threads wrote, split by panels: 150x256 both ways), in 1
+/// and 2 threads, against the layout written out: panel `p`,
 /// row `kk`, lane `j` holds `B[kk][p * nr + j]`, zero past `n` and for rows given as `None`;
 /// nothing past the packed length is written.
 #[test]
@@ -585,6 +586,8 @@ fn pack_into_splits_panels_across_threads() {
             (600, 520, false),
             (513, 1000, false),
             (2, 300_000, false),
+            (1, 300_001, false),
+            (3, 100_003, true),
             (150, 256, true),
             (150, 256, false),
         ] {
