@@ -819,6 +819,80 @@ fn run_parts_propagates_a_panic_instead_of_hanging() {
     }
 }
 
+/// A loop timing its meetings with a limit of zero (every meeting counts as one between cores
+/// far apart) runs the rest on the caller once a participant has timed two; with a limit of a second
+/// (and the stall rule's), never. Timed meetings need both threads in the first steps, which
+/// a busy host may not give a single run (a pool thread is woken when the loop begins, and can
+/// lose its core): the first must run alone in at least one of 50 runs (in step 0 the caller
+/// waits in its chunk, up to 100 ms, for the helper to run the other), the second in none of
+/// 10.
+#[test]
+fn step_loop_runs_alone_between_cores_far_apart() {
+    use super::threads::Alone;
+    use std::sync::atomic::{AtomicBool, Ordering};
+    use std::time::{Duration, Instant};
+    let spin = |d: Duration| {
+        let t = Instant::now();
+        while t.elapsed() < d {
+            std::hint::spin_loop();
+        }
+    };
+    pool(2).install(|| {
+        let caller = std::thread::current().id();
+        let run = |far: Duration| {
+            let arrived = AtomicBool::new(false);
+            StepLoop::with_threads(2)
+                .stalling_after(Duration::from_secs(1))
+                .far_beyond(far)
+                .run(40, 2, |s, _| {
+                    if s > 0 {
+                        spin(Duration::from_micros(20));
+                    } else if std::thread::current().id() != caller {
+                        arrived.store(true, Ordering::Relaxed);
+                    } else {
+                        let t = Instant::now();
+                        while !arrived.load(Ordering::Relaxed) && t.elapsed().as_millis() < 100 {
+                            std::hint::spin_loop();
+                        }
+                    }
+                })
+        };
+        assert!(
+            (0..50).any(|_| run(Duration::ZERO) == Alone(true)),
+            "no run went alone with every meeting beyond the limit"
+        );
+        for _ in 0..10 {
+            assert_eq!(run(Duration::from_secs(1)), Alone(false));
+        }
+    });
+}
+
+/// Which shared loops time their meetings: on the non-Intel cores those shared with less than
+/// 96 Kflop per thread per step (`rnn_h76_b8_t100`, `rnn_h120_b3_t100`, `rnn_h170_b1_t100`),
+/// not larger ones (`rnn_h256_b1_t150`, `rnn_h128_b8_t100`) nor loops on one thread; never on
+/// Intel's.
+#[test]
+fn only_the_smallest_shared_loops_time_their_meetings() {
+    let intel = crate::isa::vendor_is_intel();
+    // (rows, H, steps, timed elsewhere)
+    for (rows, h, steps, timed) in [
+        (8, 76usize, 100, true),
+        (3, 120, 100, true),
+        (1, 170, 100, true),
+        (1, 256, 150, false),
+        (8, 128, 100, false),
+        (1, 64, 96, false),
+    ] {
+        let lp = pool(2).install(|| StepLoop::recurrence(h.div_ceil(16), rows, h, h, steps));
+        assert_eq!(
+            lp.times_meetings(),
+            timed && !intel,
+            "rows {rows} H {h}: {} threads",
+            lp.threads()
+        );
+    }
+}
+
 /// A helper that loses its core while it holds a chunk (here: sleeps 200 ms in it, where the
 /// loop's stall limit is 5 ms) hands the loop to the waiting participant: every step from the
 /// one after next runs on one thread, each chunk still exactly once.

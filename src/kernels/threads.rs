@@ -108,6 +108,26 @@ fn pause(spins: &mut u32) {
 /// healthy wait ends long before the first read).
 const CLOCK_EVERY_SPINS: u32 = 1 << 8;
 
+/// Work per thread per step ([`step_share_work`]'s measure) below which a loop shared by the
+/// rule of the non-Intel cores times its meetings (see [`StepLoop::recurrence`]): about the
+/// least of the loops measured still faster on two threads while the two cores were far
+/// apart (`rnn_h256_b1_t150`, 98 Kflop).
+const FAR_MIN_WORK_PER_THREAD: usize = 96 << 10;
+
+/// Steps `1..=FAR_SAMPLE_STEPS` of a loop that times its meetings carry a stamp with their
+/// done marks (each costs two clock reads, about 30 ns each here).
+pub(super) const FAR_SAMPLE_STEPS: usize = 8;
+
+/// Meetings a participant times before it may run the loop alone ([`Chunks::finish_step`]).
+const FAR_MIN_SAMPLES: usize = 2;
+
+/// The time from another participant's done mark to its waiter's seeing it (two clock reads
+/// included) above which the two cores count as far apart (between two dies). On the Zen 4
+/// host (`rnn_h120_b3_t100`, 2 threads, the least of a participant's first two meetings)
+/// 155-165 ns while its two vCPUs were near each other (a round trip through one line
+/// between two pinned threads 50-95 ns), 275-500 ns while they were apart (320-370 ns).
+const FAR_LATENCY: Duration = Duration::from_nanos(220);
+
 /// How long a participant may wait for a claimed chunk beyond [`StepLoop::stall`]'s estimate
 /// before it runs the rest of the loop alone (see [`Chunks::finish_step`]).
 const STALL_FLOOR: Duration = Duration::from_micros(50);
@@ -124,6 +144,9 @@ pub struct StepLoop {
     /// Split the rows wherever each thread gets a tile of them, whatever the size and the
     /// balance (tests).
     rows_forced: bool,
+    /// Time the first steps' meetings and run the rest alone if they cost more than this
+    /// (see [`Chunks::finish_step`]); `None`: never.
+    far: Option<Duration>,
 }
 
 impl StepLoop {
@@ -184,12 +207,18 @@ impl StepLoop {
             true => MIN_STEP_WORK_PER_THREAD_INTEL,
             false => MIN_STEP_WORK_PER_THREAD,
         };
-        let by_step = (step_share_work(rows, n, k, intel) / min_share).max(1);
+        let share_work = step_share_work(rows, n, k, intel);
+        let by_step = (share_work / min_share).max(1);
         let by_loop = (work.saturating_mul(steps) / MIN_FLOPS_PER_THREAD).max(1);
         let pool = rayon::current_num_threads();
         let threads = pool.min(panels).min(by_step).min(by_loop).max(1);
+        // The smallest loops the rule above shares lose to one thread when the cores are far
+        // apart: they time their meetings (see `Chunks::finish_step`).
+        let far = (!intel && threads > 1 && share_work / threads < FAR_MIN_WORK_PER_THREAD)
+            .then_some(FAR_LATENCY);
         StepLoop {
             row_threads: pool.max(1),
+            far,
             ..StepLoop::with_stall(threads, work)
         }
     }
@@ -206,6 +235,7 @@ impl StepLoop {
             stall: STALL_FLOOR + Duration::from_nanos(chunk_ns.saturating_mul(8)),
             row_threads: 1,
             rows_forced: false,
+            far: None,
         }
     }
 
@@ -223,6 +253,7 @@ impl StepLoop {
             stall: STALL_FLOOR,
             row_threads: 1,
             rows_forced: false,
+            far: None,
         }
     }
 
@@ -295,6 +326,22 @@ impl StepLoop {
         (self.rows_forced || busiest_rows * panels <= busiest_panels * rows).then_some((starts, t))
     }
 
+    /// Whether this loop times its first meetings (see [`Chunks::finish_step`]).
+    #[cfg(test)]
+    pub(crate) fn times_meetings(&self) -> bool {
+        self.far.is_some()
+    }
+
+    /// This loop timing its first meetings and running alone where they took longer than
+    /// `far` (see [`Chunks::finish_step`]).
+    #[cfg(test)]
+    pub(crate) fn far_beyond(self, far: Duration) -> Self {
+        StepLoop {
+            far: Some(far),
+            ..self
+        }
+    }
+
     /// This loop with a wait of `stall` for a claimed chunk before the waiter runs on alone.
     #[cfg(test)]
     pub(crate) fn stalling_after(self, stall: Duration) -> Self {
@@ -305,24 +352,31 @@ impl StepLoop {
     /// every call of step `s` returns before any call of step `s + 1` starts. Subnormals are
     /// flushed to zero on every participating thread for the duration (see
     /// [`denormals_flushed`]). A panic in `step` stops the loop and propagates to the caller.
-    pub fn run(&self, steps: usize, panels: usize, step: impl Fn(usize, Range<usize>) + Sync) {
+    pub fn run(
+        &self,
+        steps: usize,
+        panels: usize,
+        step: impl Fn(usize, Range<usize>) + Sync,
+    ) -> Alone {
         if self.threads <= 1 || steps == 0 {
             denormals_flushed(|| {
                 for s in 0..steps {
                     step(s, 0..panels);
                 }
             });
-            return;
+            return Alone(false);
         }
         let chunks = Chunks {
             n: self.threads,
             steps,
             panels,
             next_step: (0..self.threads).map(|_| Padded::default()).collect(),
-            done: (0..self.threads).map(|_| Padded::default()).collect(),
+            done: (0..self.threads).map(|_| DoneMark::default()).collect(),
             poisoned: AtomicBool::new(false),
             solo: AtomicUsize::new(NOBODY),
             stall: self.stall,
+            far: self.far,
+            start: Instant::now(),
         };
         let chunks = &chunks;
         let step = &step;
@@ -332,6 +386,7 @@ impl StepLoop {
             }
             chunks.work(0, step);
         });
+        Alone(chunks.solo.load(Ordering::Relaxed) != NOBODY)
     }
 
     /// Runs `unit(u, ahead)` exactly once for every unit `u` in `0..bound(threads)`: the
@@ -607,10 +662,25 @@ impl Parts {
     }
 }
 
+/// Whether a participant of a shared loop ran the rest of it alone ([`Chunks::solo`]): what
+/// [`StepLoop::run`] returns, for the tests (the loop's results are the same either way).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Alone(pub bool);
+
 /// A counter alone on its cache line (participants poll these while others update theirs).
 #[derive(Default)]
 #[repr(align(64))]
 struct Padded(AtomicUsize);
+
+/// A chunk's done mark ([`Chunks::done`]) with, on the steps a loop times, when it was set
+/// (ns since the loop began), on the same line, so the waiter that sees the mark reads the
+/// time with it.
+#[derive(Default)]
+#[repr(align(64))]
+struct DoneMark {
+    step: AtomicUsize,
+    at: std::sync::atomic::AtomicU64,
+}
 
 /// The shared state of one threaded loop.
 struct Chunks {
@@ -626,13 +696,18 @@ struct Chunks {
     /// rest: at a step's end a waiter reads each other chunk's line once it changes, where a
     /// single shared counter took a locked increment from every participant and bounced
     /// between the cores for each.
-    done: Vec<Padded>,
+    done: Vec<DoneMark>,
     /// Set when a participant unwinds, so the others stop waiting for its chunk.
     poisoned: AtomicBool,
     /// The participant that runs every step alone from the next on, once one has waited
-    /// longer than `stall` for a claimed chunk ([`NOBODY`] until then).
+    /// longer than `stall` for a claimed chunk, or timed its meetings beyond `far`
+    /// ([`NOBODY`] until then).
     solo: AtomicUsize,
     stall: Duration,
+    /// [`StepLoop`]'s `far`: the meeting time beyond which a participant runs alone.
+    far: Option<Duration>,
+    /// When the loop began (the done marks' clock).
+    start: Instant,
 }
 
 /// [`Chunks::solo`] while every participant runs its own chunks.
@@ -645,6 +720,7 @@ impl Chunks {
     fn work(&self, me: usize, step: &(impl Fn(usize, Range<usize>) + Sync)) {
         let _guard = PoisonOnPanic(&self.poisoned);
         denormals_flushed(|| {
+            let mut meetings = Meetings::default();
             for s in 0..self.steps {
                 // Every chunk of step s - 1 is done here (waited below, or s = 0).
                 let solo = self.solo.load(Ordering::Relaxed);
@@ -652,7 +728,7 @@ impl Chunks {
                     return;
                 }
                 self.try_run(me, s, step);
-                if !self.finish_step(me, s, step) {
+                if !self.finish_step(me, s, step, &mut meetings) {
                     return;
                 }
             }
@@ -670,16 +746,30 @@ impl Chunks {
                 .is_ok();
         if claimed {
             step(s, self.panels * c / self.n..self.panels * (c + 1) / self.n);
-            // Release: this chunk's writes happen before anyone sees it done. Only this
-            // participant writes `done[c]` for step `s` (it holds the claim).
-            self.done[c].0.store(s + 1, Ordering::Release);
+            if self.timed(s) {
+                self.done[c].at.store(self.now_ns(), Ordering::Relaxed);
+            }
+            // Release: this chunk's writes (and its time) happen before anyone sees it done.
+            // Only this participant writes `done[c]` for step `s` (it holds the claim).
+            self.done[c].step.store(s + 1, Ordering::Release);
         }
     }
 
     /// Whether every chunk of step `s` is done (Acquire, pairing with [`Chunks::try_run`]'s
     /// Release: the chunks' writes are visible after).
     fn step_done(&self, s: usize) -> bool {
-        self.done.iter().all(|d| d.0.load(Ordering::Acquire) > s)
+        self.done.iter().all(|d| d.step.load(Ordering::Acquire) > s)
+    }
+
+    /// Whether step `s`'s meetings are timed: the first steps after step 0 (where a helper
+    /// may still be arriving) of a loop with `far` set.
+    fn timed(&self, s: usize) -> bool {
+        self.far.is_some() && (1..=FAR_SAMPLE_STEPS).contains(&s)
+    }
+
+    /// Nanoseconds since the loop began.
+    fn now_ns(&self) -> u64 {
+        u64::try_from(self.start.elapsed().as_nanos()).unwrap_or(u64::MAX)
     }
 
     /// Runs the unclaimed chunks of step `s`, then waits until every chunk of it is done.
@@ -697,18 +787,41 @@ impl Chunks {
     /// threads: 4.0 ms with a 1024-spin wait before stealing, 0.36 stealing at once, 0.38
     /// single-threaded; with both vCPUs taken: 0.99 ms stealing at once, 0.38 with the hand-over,
     /// 0.35 single-threaded (`bench_table --threads 2 --target-s 0.5`, median of 3 rounds).
+    ///
+    /// A third for cores far apart (`far` set: the smallest loops shared on the non-Intel
+    /// cores). On the first steps after step 0 each done mark carries its time, and a
+    /// participant that waited for the step's last one takes the time from that mark to its
+    /// seeing it: one meeting. Once two meetings have taken longer than `far` (the least of
+    /// them), the caller runs the rest of the loop alone: the cores are on different
+    /// dies, where each step's meeting and the other core's half of `h_(t-1)` cost more than
+    /// sharing the step saves. The Zen 4 host's vCPUs were apart about a quarter of the time
+    /// (2026-12-05, `taskset -c 0,1 bench_table --threads 2 --modes infer --target-s 0.2`,
+    /// medians in ms, near / far / one thread): `rnn_h76_b8_t100` 0.19 / 0.34-0.45 /
+    /// 0.20-0.23, `rnn_h120_b3_t100` 0.14 / 0.24-0.27 / 0.18-0.20; `rnn_h256_b1_t150` (above
+    /// [`FAR_MIN_WORK_PER_THREAD`], not timed) 0.34 / 0.43-0.47 / 0.54-0.56.
+    /// With this rule (the same command while the two were apart, `--target-s 0.1`, three
+    /// runs, before / after): `rnn_h76_b8_t100` inference 0.34-0.35 / 0.21-0.24 ms. Training
+    /// stayed 1.6-1.8x one thread's time (0.95-1.07 ms against 0.59): its hoisted products
+    /// and packs split between the threads too, and cross the dies the same way. Its cost
+    /// while they were near (`bench_table --threads 2 --modes infer,train --target-s 0.3`, 8
+    /// alternated rounds, ratio of the medians, after / before): 0.994-1.017 on
+    /// `rnn_h76_b8_t100`, `rnn_h120_b3_t100`, `rnn_h170_b1_t100`, `rnn_h64_b12_t100`,
+    /// `rnn_h104_b4_t100` (fastest samples 0.994-1.016).
     fn finish_step(
         &self,
         me: usize,
         s: usize,
         step: &(impl Fn(usize, Range<usize>) + Sync),
+        meetings: &mut Meetings,
     ) -> bool {
         for c in 0..self.n {
             self.try_run(c, s, step);
         }
         let mut spins = 0u32;
         let mut since: Option<Instant> = None;
+        let mut waited = false;
         while !self.step_done(s) {
+            waited = true;
             if self.poisoned.load(Ordering::Relaxed) {
                 return false;
             }
@@ -734,7 +847,49 @@ impl Chunks {
                 }
             }
         }
+        if let (Some(far), true) = (self.far, waited && self.timed(s)) {
+            // The step's last done mark was seen just now (a mark of step s + 1, set
+            // meanwhile, only makes the meeting look shorter); the clock read after the
+            // marks' times, so none is later.
+            let last = self.done.iter().map(|d| d.at.load(Ordering::Relaxed)).max();
+            let now = self.now_ns();
+            meetings.add(Duration::from_nanos(
+                now.saturating_sub(last.unwrap_or(now)),
+            ));
+            if meetings.count >= FAR_MIN_SAMPLES && meetings.least > far {
+                // The caller (participant 0) goes on alone, whoever timed the meetings: it
+                // runs the products before and after the loop, which read what the loop reads
+                // and writes (on a helper's core those would cross the dies every step).
+                let _ = self
+                    .solo
+                    .compare_exchange(NOBODY, 0, Ordering::Relaxed, Ordering::Relaxed);
+            }
+        }
         true
+    }
+}
+
+/// The meetings one participant of a loop timed ([`Chunks::finish_step`]): how many, and the
+/// shortest.
+#[derive(Clone, Copy, Debug)]
+struct Meetings {
+    count: usize,
+    least: Duration,
+}
+
+impl Default for Meetings {
+    fn default() -> Self {
+        Meetings {
+            count: 0,
+            least: Duration::MAX,
+        }
+    }
+}
+
+impl Meetings {
+    fn add(&mut self, d: Duration) {
+        self.count += 1;
+        self.least = self.least.min(d);
     }
 }
 
