@@ -381,7 +381,7 @@ fn pack_panels<'a, 's, F: Float>(
             // SAFETY: `d` is `dst` (`panels * k * nr` elements, borrowed mutably for this
             // call and not touched otherwise until every part has returned); part `c` writes
             // rows `rows` (< k) of each panel, disjoint from every other part's.
-            unsafe { f(k, n, rows, &row, d.get()) };
+            unsafe { f(k, n, rows, 0, panels, &row, d.get(), None) };
         });
     } else {
         let per = panels.div_ceil(threads);
@@ -437,56 +437,50 @@ fn pack_rows<'s, F: Float, const NR: usize>(
         return;
     }
     let panels = dst.len() / panel_len;
-    let mut sums = match sums {
-        Some(sums) if blocked => {
-            return pack_rows_summed::<F, NR>(k, n, p0, row, dst, sums);
-        }
+    let sums = match sums {
+        Some(sums) if blocked => return pack_rows_summed::<F, NR>(k, n, p0, row, dst, sums),
         sums => sums,
     };
-    for kk in 0..k {
-        let src = row(kk);
-        for p in 0..panels {
-            let c0 = (p0 + p) * NR;
-            let width = NR.min(n - c0);
-            let d: &mut [F; NR] = (&mut dst[p * panel_len + kk * NR..][..NR])
-                .try_into()
-                .expect("NR elements");
-            copy_panel_row(d, src, c0, width, None);
-        }
-        if let (Some(s), Some(src)) = (sums.as_deref_mut(), src) {
-            let c0 = p0 * NR;
-            for (s, &x) in s.iter_mut().zip(&src[c0..]) {
-                *s += x;
-            }
-        }
-    }
+    // SAFETY: `dst` is borrowed mutably for the call and holds `panels` whole panels: every
+    // row of each is this call's.
+    unsafe { pack_row_block::<F, NR>(k, n, 0..k, p0, panels, row, dst.as_mut_ptr(), sums) }
 }
 
-/// [`pack_panels`]' loop for one thread's block of rows of a large pack without sums: rows
-/// `rows` of the source into those rows of every panel at `dst` (whole panels `NR` wide from
-/// column 0), nothing else there touched.
+/// [`pack_rows`]' row loop, and [`pack_panels`]' for one thread's block of rows of a large
+/// pack without sums: rows `rows` of the source into those rows of panels `p0..p0 + panels`
+/// (`dst` pointing at panel `p0`), nothing else there touched; with `sums` (the columns from
+/// `p0 * NR`), each copied row added to them.
 ///
 /// # Safety
 ///
-/// `dst` valid for writes of `n.div_ceil(NR) * k * NR` elements, `rows` within `0..k`, and no
-/// one else reading or writing those rows of its panels during the call.
+/// `dst` valid for writes of `panels * k * NR` elements, `rows` within `0..k`, and no one else
+/// reading or writing those rows of those panels during the call.
+#[allow(clippy::too_many_arguments)]
 unsafe fn pack_row_block<'s, F: Float, const NR: usize>(
     k: usize,
     n: usize,
     rows: Range<usize>,
+    p0: usize,
+    panels: usize,
     row: &impl Fn(usize) -> Option<&'s [F]>,
     dst: *mut F,
+    mut sums: Option<&mut [F]>,
 ) {
-    debug_assert!(rows.end <= k);
+    debug_assert!(rows.end <= k && (p0 + panels) * NR < n + NR);
     let panel_len = k * NR;
     for kk in rows {
         let src = row(kk);
-        for p in 0..n.div_ceil(NR) {
-            let c0 = p * NR;
-            // SAFETY: `p` is a panel and `kk < k` a row of it: the row's `NR` elements lie
-            // within `dst` and are this call's alone (the caller's contract).
+        for p in 0..panels {
+            let c0 = (p0 + p) * NR;
+            // SAFETY: `p < panels` and `kk < k`: the row's `NR` elements lie within `dst`
+            // and are this call's alone (the caller's contract).
             let d = unsafe { &mut *dst.add(p * panel_len + kk * NR).cast::<[F; NR]>() };
             copy_panel_row(d, src, c0, NR.min(n - c0), None);
+        }
+        if let (Some(s), Some(src)) = (sums.as_deref_mut(), src) {
+            for (s, &x) in s.iter_mut().zip(&src[p0 * NR..]) {
+                *s += x;
+            }
         }
     }
 }

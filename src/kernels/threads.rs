@@ -125,7 +125,8 @@ const FAR_MIN_SAMPLES: usize = 2;
 /// included) above which the two cores count as far apart (between two dies). On the Zen 4
 /// host (`rnn_h120_b3_t100`, 2 threads, the least of a participant's first two meetings)
 /// 155-165 ns while its two vCPUs were near each other (a round trip through one line
-/// between two pinned threads 50-95 ns), 275-500 ns while they were apart (320-370 ns).
+/// between two threads 50-95 ns: the `round_trip_probe` test), 275-500 ns while they were
+/// apart (320-370 ns).
 const FAR_LATENCY: Duration = Duration::from_nanos(220);
 
 /// How long a participant may wait for a claimed chunk beyond [`StepLoop::stall`]'s estimate
@@ -352,19 +353,16 @@ impl StepLoop {
     /// every call of step `s` returns before any call of step `s + 1` starts. Subnormals are
     /// flushed to zero on every participating thread for the duration (see
     /// [`denormals_flushed`]). A panic in `step` stops the loop and propagates to the caller.
-    pub fn run(
-        &self,
-        steps: usize,
-        panels: usize,
-        step: impl Fn(usize, Range<usize>) + Sync,
-    ) -> Alone {
+    pub fn run(&self, steps: usize, panels: usize, step: impl Fn(usize, Range<usize>) + Sync) {
+        #[cfg(test)]
+        WENT_ALONE.set(false);
         if self.threads <= 1 || steps == 0 {
             denormals_flushed(|| {
                 for s in 0..steps {
                     step(s, 0..panels);
                 }
             });
-            return Alone(false);
+            return;
         }
         let chunks = Chunks {
             n: self.threads,
@@ -386,7 +384,8 @@ impl StepLoop {
             }
             chunks.work(0, step);
         });
-        Alone(chunks.solo.load(Ordering::Relaxed) != NOBODY)
+        #[cfg(test)]
+        WENT_ALONE.set(chunks.solo.load(Ordering::Relaxed) != NOBODY);
     }
 
     /// Runs `unit(u, ahead)` exactly once for every unit `u` in `0..bound(threads)`: the
@@ -662,10 +661,13 @@ impl Parts {
     }
 }
 
-/// Whether a participant of a shared loop ran the rest of it alone ([`Chunks::solo`]): what
-/// [`StepLoop::run`] returns, for the tests (the loop's results are the same either way).
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub struct Alone(pub bool);
+#[cfg(test)]
+thread_local! {
+    /// Whether a participant of the last shared loop this thread ran ([`StepLoop::run`] returned
+    /// on it) ran the rest of it alone ([`Chunks::solo`]): for the tests, the loop's results
+    /// being the same either way.
+    pub(super) static WENT_ALONE: std::cell::Cell<bool> = const { std::cell::Cell::new(false) };
+}
 
 /// A counter alone on its cache line (participants poll these while others update theirs).
 #[derive(Default)]
