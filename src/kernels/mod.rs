@@ -2008,7 +2008,6 @@ fn gemm_ops_tuned<F: Float>(
     // 151 / 155, while K = 512 products stay at 156-166 from 24 to 192 rows (FMA probe 175).
     let panels = ops.n.div_ceil(ops.nr);
     let c = SharedMut(c.as_mut_ptr());
-    let flops = 2 * m * ops.k * ops.n;
     // K blocks: one unless K is long (the weight gradients over T * B rows of long
     // sequences), so that a chunk of A (`MC x KC`) and a panel's slice of B need not come
     // from memory for every tile. Blocks cost a pass over C per block and each block streams
@@ -2100,7 +2099,7 @@ fn gemm_ops_tuned<F: Float>(
     // streams only its part of B). Participant `c` of `t` owns the chunks `u * c / t ..
     // u * (c + 1) / t` or the panels `u * c / t .. u * (c + 1) / t` (of `u`); rows and
     // columns measure a part's work.
-    let threads = StepLoop::new(panels.max(chunks), flops);
+    let threads = product_loop(m, ops.k, ops.n, ops.nr);
     let t = threads.threads();
     let busiest = |units: usize, width: usize, total: usize| {
         (0..t)
@@ -2133,6 +2132,20 @@ fn gemm_ops_tuned<F: Float>(
             },
         );
     }
+}
+
+/// The threads of [`gemm_packed`] (and [`gemm_packed_a`], [`gemm_b_rows`]) for `C = A B` of
+/// `m` rows, contraction `k` and `n` columns in panels `nr` wide: its `MC`-row chunks or its
+/// panels shared on the caller's pool when the product is large enough ([`StepLoop::new`]).
+fn product_loop(m: usize, k: usize, n: usize, nr: usize) -> StepLoop {
+    let (panels, chunks) = (n.div_ceil(nr.max(1)), m.div_ceil(MC));
+    StepLoop::new(panels.max(chunks), 2 * m * k * n)
+}
+
+/// Whether a product of `m` rows, contraction `k` and `n` columns in panels `nr` wide runs on
+/// more than one thread of the caller's pool (see [`product_loop`]).
+pub fn product_shared(m: usize, k: usize, n: usize, nr: usize) -> bool {
+    product_loop(m, k, n, nr).threads() > 1
 }
 
 /// Distance between rows of `A` (bytes; and its multiples) that puts them in one set of the

@@ -828,7 +828,6 @@ fn run_parts_propagates_a_panic_instead_of_hanging() {
 /// 10.
 #[test]
 fn step_loop_runs_alone_between_cores_far_apart() {
-    use super::threads::WENT_ALONE;
     use std::sync::atomic::{AtomicBool, Ordering};
     use std::time::{Duration, Instant};
     let spin = |d: Duration| {
@@ -855,8 +854,8 @@ fn step_loop_runs_alone_between_cores_far_apart() {
                             std::hint::spin_loop();
                         }
                     }
-                });
-            WENT_ALONE.get()
+                })
+                == 1
         };
         assert!(
             (0..50).any(|_| run(Duration::ZERO)),
@@ -1695,5 +1694,30 @@ fn round_trip_probe() {
         });
         println!("probe {probe:2}: {ns:6.1} ns per round trip");
         std::thread::sleep(Duration::from_millis(500));
+    }
+}
+
+/// Which products the backward's packs take as shared ([`super::product_shared`], the threads
+/// `gemm_packed` runs on): `dW` of `rnn_h170_b1_t100` (170 x 100 x 170, 5.8 Mflop) stays on
+/// one thread, `rnn_h76_b8_t100`'s (76 x 800 x 76, 9.2 Mflop) and `rnn_h512_b64_t50`'s share
+/// two; nothing on a pool of one.
+#[test]
+fn products_share_their_threads_from_the_size_gemm_packed_shares() {
+    use super::product_shared;
+    let cases = [
+        ((170, 100, 170), false),
+        ((76, 800, 76), true),
+        ((512, 3200, 512), true),
+    ];
+    for ((m, k, n), two) in cases {
+        assert_eq!(
+            pool(2).install(|| product_shared(m, k, n, 16)),
+            two,
+            "{m}x{k}x{n}"
+        );
+        assert!(
+            !pool(1).install(|| product_shared(m, k, n, 16)),
+            "{m}x{k}x{n}"
+        );
     }
 }

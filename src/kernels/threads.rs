@@ -353,16 +353,21 @@ impl StepLoop {
     /// every call of step `s` returns before any call of step `s + 1` starts. Subnormals are
     /// flushed to zero on every participating thread for the duration (see
     /// [`denormals_flushed`]). A panic in `step` stops the loop and propagates to the caller.
-    pub fn run(&self, steps: usize, panels: usize, step: impl Fn(usize, Range<usize>) + Sync) {
-        #[cfg(test)]
-        WENT_ALONE.set(false);
+    /// Returns the threads that ran the loop to its end: 1 where a participant ran the rest of
+    /// it alone (see [`Chunks::solo`]; most of what the steps wrote is then in its cache).
+    pub fn run(
+        &self,
+        steps: usize,
+        panels: usize,
+        step: impl Fn(usize, Range<usize>) + Sync,
+    ) -> usize {
         if self.threads <= 1 || steps == 0 {
             denormals_flushed(|| {
                 for s in 0..steps {
                     step(s, 0..panels);
                 }
             });
-            return;
+            return 1;
         }
         let chunks = Chunks {
             n: self.threads,
@@ -384,8 +389,10 @@ impl StepLoop {
             }
             chunks.work(0, step);
         });
-        #[cfg(test)]
-        WENT_ALONE.set(chunks.solo.load(Ordering::Relaxed) != NOBODY);
+        match chunks.solo.load(Ordering::Relaxed) {
+            NOBODY => self.threads,
+            _ => 1,
+        }
     }
 
     /// Runs `unit(u, ahead)` exactly once for every unit `u` in `0..bound(threads)`: the
@@ -440,7 +447,8 @@ impl StepLoop {
     /// threads ([`StepLoop::row_split`]), in one such call per thread over its rows; else as
     /// [`StepLoop::run`] with one kernel call per participant's chunk of each step. The same
     /// tiles compute every element every way, so the results are bitwise identical. Returns
-    /// the threads the loop ran on.
+    /// the threads that ran the loop to its end (1 where one ran the rest alone: see
+    /// [`StepLoop::run`]).
     ///
     /// The rows' split, measured against the panels' (`bench_table --threads 2 --modes
     /// infer,train --target-s 0.3` under `taskset -c 0-1`, the two builds alternated 10
@@ -530,8 +538,7 @@ impl StepLoop {
                 // concurrent calls disjoint panel ranges, which is what the `Steps`
                 // contract needs.
                 unsafe { kernel(&ops, &epi, range) }
-            });
-            self.threads
+            })
         }
     }
 }
@@ -659,14 +666,6 @@ impl Parts {
             }
         })
     }
-}
-
-#[cfg(test)]
-thread_local! {
-    /// Whether a participant of the last shared loop this thread ran ([`StepLoop::run`] returned
-    /// on it) ran the rest of it alone ([`Chunks::solo`]): for the tests, the loop's results
-    /// being the same either way.
-    pub(super) static WENT_ALONE: std::cell::Cell<bool> = const { std::cell::Cell::new(false) };
 }
 
 /// A counter alone on its cache line (participants poll these while others update theirs).

@@ -189,6 +189,25 @@ impl<F: Float> Rnn<F> {
         // share): the packs below then split between threads from a smaller size
         // (`kernels::pack_into`).
         let spread = self.sweep(seq, output, grad_output, grad_h_n, d_pre, d_h0) > 1;
+        // A pack split between threads wakes the pool's other threads if the product before it
+        // ran on one (they sleep within microseconds of running out of work: a wake-up of
+        // several microseconds on the VM hosts here); it pays for that only if the product
+        // it feeds shares its work too, and they stay awake for it. Each pack below is split
+        // as `spread` says only then. `rnn_h170_b1_t100` on 2 threads, whose loops are shared and
+        // whose products (5.8 Mflop) are not: phase timers in a scratch build (`taskset -c
+        // 0,1 bench_table --threads 2 --modes train --target-s 0.2`, 8 alternated rounds,
+        // medians, ms, split / on one thread) pack of `X` 0.0117 / 0.0027, of `h_(t-1)` 0.0105
+        // / 0.0024. Whole call (this build against its parent, alternated 8 rounds, ratio of
+        // the medians): `rnn_h170_b1_t100` 0.964, `rnn_h192_b1_t100` 0.991; unchanged where the
+        // products are shared (`rnn_h120_b3_t100` 0.990, `rnn_h76_b8_t100` 1.004,
+        // `rnn_h256_b1_t150` 0.993, `rnn_h512_b16_t50` 1.000).
+        let shared = |k: usize, n: usize| spread && kernels::product_shared(hidden, k, n, nr);
+        // The rows of `h_(t-1)` that `dW_hh` sums over: `h0`'s (when given) and the states'.
+        let h_rows = if h0.is_some() {
+            rows
+        } else {
+            rows.saturating_sub(batch)
+        };
 
         // Everything else: one GEMM or reduction over all T*B rows.
         let d_pre = &*d_pre;
@@ -218,8 +237,19 @@ impl<F: Float> Rnn<F> {
         let ap = if pack_a {
             let g = |r: usize| &d_pre[r * hidden..][..hidden];
             let sums = want_db.then_some(&mut *db);
+            // It feeds `dW_ih`'s product, or `dW_hh`'s without it.
+            let (k, n) = match d_w_ih {
+                Some(_) => (rows, input_size),
+                None => (h_rows, hidden),
+            };
             Some(kernels::pack_a_into(
-                isa, rows, hidden, g, a_buf, sums, spread,
+                isa,
+                rows,
+                hidden,
+                g,
+                a_buf,
+                sums,
+                shared(k, n),
             ))
         } else {
             None
@@ -261,7 +291,7 @@ impl<F: Float> Rnn<F> {
                         input_size,
                         |r| Some(row(r)),
                         pack_buf,
-                        spread,
+                        shared(rows, input_size),
                     ),
                     Some(_) => kernels::pack_into(
                         isa,
@@ -269,7 +299,7 @@ impl<F: Float> Rnn<F> {
                         input_size,
                         |r| seq.is_active(r / batch, r % batch).then(|| row(r)),
                         pack_buf,
-                        spread,
+                        shared(rows, input_size),
                     ),
                 };
                 match ap {
@@ -292,10 +322,7 @@ impl<F: Float> Rnn<F> {
         if let Some(d_w_hh) = d_w_hh {
             // h_(t-1) is h0 (when given) for t = 0, output[t-1] after: one product over the
             // steps that have a nonzero previous state.
-            let (skip, k) = match h0 {
-                Some(_) => (0, rows),
-                None => (batch, rows - batch),
-            };
+            let (skip, k) = (rows - h_rows, h_rows);
             if h_in_place {
                 // In place: `h0`'s rows for the first `B` rows of `dA`, then the states' first
                 // `T*B - B` rows for the rest, each product adding into `d_w_hh` (two sums
@@ -343,7 +370,7 @@ impl<F: Float> Rnn<F> {
                         None => &output[r * hidden..][..hidden],
                     })
                 };
-                let hp = kernels::pack_into(isa, k, hidden, prev, pack_buf, spread);
+                let hp = kernels::pack_into(isa, k, hidden, prev, pack_buf, shared(k, hidden));
                 match ap {
                     Some(ap) => {
                         kernels::gemm_packed_a(isa, ap, skip, hp, d_w_hh, hidden, Addend::C)
