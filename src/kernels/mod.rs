@@ -37,7 +37,7 @@ use crate::float::Float;
 use crate::isa::Isa;
 
 pub use epilogue::{Addend, BwdStep, FwdStep, RowMode, Store};
-pub use threads::StepLoop;
+pub use threads::{StepLoop, alone_while_far};
 
 /// A SIMD register of `LANES` elements of one instruction-set path.
 ///
@@ -334,7 +334,7 @@ fn pack_panels<'a, 's, F: Float>(
     if let Some(s) = sums.as_deref_mut() {
         s.fill(F::ZERO);
     }
-    let threads = rayon::current_num_threads();
+    let threads = threads::pool_threads();
     // Panels `p0..` into `dst` (whole panels from `p0`), their columns' sums into `sums`.
     let min = if spread {
         PACK_SPREAD_PARALLEL_ELEMS

@@ -828,6 +828,26 @@ fn run_parts_propagates_a_panic_instead_of_hanging() {
 /// 10.
 #[test]
 fn step_loop_runs_alone_between_cores_far_apart() {
+    use std::time::Duration;
+    pool(2).install(|| {
+        assert!(
+            (0..50).any(|_| far_loop(Duration::ZERO) == 1),
+            "no run went alone with every meeting beyond the limit"
+        );
+        for _ in 0..10 {
+            assert_eq!(
+                far_loop(Duration::from_secs(1)),
+                2,
+                "went alone within the limit"
+            );
+        }
+    });
+}
+
+/// A 40-step loop of 2 threads on the caller's pool (of 2) that times its meetings against
+/// `far` (the stall rule's wait a second), each step after the first a 20 us spin; returns
+/// the threads that ran it to its end ([`StepLoop::run`]).
+fn far_loop(far: std::time::Duration) -> usize {
     use std::sync::atomic::{AtomicBool, Ordering};
     use std::time::{Duration, Instant};
     let spin = |d: Duration| {
@@ -836,34 +856,65 @@ fn step_loop_runs_alone_between_cores_far_apart() {
             std::hint::spin_loop();
         }
     };
+    let caller = std::thread::current().id();
+    let arrived = AtomicBool::new(false);
+    StepLoop::with_threads(2)
+        .stalling_after(Duration::from_secs(1))
+        .far_beyond(far)
+        .run(40, 2, |s, _| {
+            if s > 0 {
+                spin(Duration::from_micros(20));
+            } else if std::thread::current().id() != caller {
+                arrived.store(true, Ordering::Relaxed);
+            } else {
+                let t = Instant::now();
+                while !arrived.load(Ordering::Relaxed) && t.elapsed().as_millis() < 100 {
+                    std::hint::spin_loop();
+                }
+            }
+        })
+}
+
+/// After a loop went on alone for cores far apart (a limit of zero, as above), calls from the
+/// same thread whose time loops the far rule times (`rnn_h76_b8_t100`'s, on the non-Intel
+/// cores) run alone: every parallel region in them sees a pool of one. Not before that, not
+/// calls of larger loops (`rnn_h512_b16_t50`), not calls from another pool's thread, and not
+/// after `FAR_KEEP`; a stall hand-over leaves no such verdict.
+#[test]
+fn calls_run_alone_while_a_far_verdict_holds() {
+    use super::alone_while_far;
+    use super::threads::{FAR_KEEP, pool_threads};
+    use std::time::Duration;
+    let small = || alone_while_far(5, 8, 76, 76, 100, pool_threads);
+    let large = || alone_while_far(32, 16, 512, 512, 50, pool_threads);
+    let intel = crate::isa::vendor_is_intel();
     pool(2).install(|| {
-        let caller = std::thread::current().id();
-        let run = |far: Duration| {
-            let arrived = AtomicBool::new(false);
-            StepLoop::with_threads(2)
-                .stalling_after(Duration::from_secs(1))
-                .far_beyond(far)
-                .run(40, 2, |s, _| {
-                    if s > 0 {
-                        spin(Duration::from_micros(20));
-                    } else if std::thread::current().id() != caller {
-                        arrived.store(true, Ordering::Relaxed);
-                    } else {
-                        let t = Instant::now();
-                        while !arrived.load(Ordering::Relaxed) && t.elapsed().as_millis() < 100 {
-                            std::hint::spin_loop();
-                        }
-                    }
-                })
-                == 1
-        };
+        assert_eq!((small(), large()), (2, 2), "before any far loop");
         assert!(
-            (0..50).any(|_| run(Duration::ZERO)),
+            (0..50).any(|_| far_loop(Duration::ZERO) == 1),
             "no run went alone with every meeting beyond the limit"
         );
-        for _ in 0..10 {
-            assert!(!run(Duration::from_secs(1)), "went alone within the limit");
-        }
+        assert_eq!(
+            small(),
+            if intel { 2 } else { 1 },
+            "a timed call after a far loop"
+        );
+        assert_eq!(large(), 2, "a larger call after a far loop");
+        assert_eq!(pool_threads(), 2, "outside the call");
+        assert_eq!(pool(2).install(small), 2, "another pool's thread");
+        std::thread::sleep(FAR_KEEP + Duration::from_millis(10));
+        assert_eq!(small(), 2, "after FAR_KEEP");
+    });
+    pool(2).install(|| {
+        // A helper that never arrives: the caller runs on alone after the stall.
+        let lp = StepLoop::with_threads(2).stalling_after(Duration::from_millis(1));
+        let caller = std::thread::current().id();
+        lp.run(3, 2, |_, _| {
+            if std::thread::current().id() != caller {
+                std::thread::sleep(Duration::from_millis(50));
+            }
+        });
+        assert_eq!(small(), 2, "after a stall hand-over");
     });
 }
 

@@ -21,6 +21,7 @@
 //! per thread, and a thread done with its part takes chunks the others have not begun (see
 //! [`StepLoop::run_parts`]).
 
+use std::cell::Cell;
 use std::ops::Range;
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::time::{Duration, Instant};
@@ -156,7 +157,7 @@ impl StepLoop {
     /// ([`MIN_FLOPS_PER_THREAD`]).
     pub fn new(units: usize, flops: usize) -> Self {
         let by_work = (flops / MIN_FLOPS_PER_THREAD).max(1);
-        let threads = rayon::current_num_threads().min(units).min(by_work).max(1);
+        let threads = pool_threads().min(units).min(by_work).max(1);
         StepLoop::with_stall(threads, flops)
     }
 
@@ -211,7 +212,7 @@ impl StepLoop {
         let share_work = step_share_work(rows, n, k, intel);
         let by_step = (share_work / min_share).max(1);
         let by_loop = (work.saturating_mul(steps) / MIN_FLOPS_PER_THREAD).max(1);
-        let pool = rayon::current_num_threads();
+        let pool = pool_threads();
         let threads = pool.min(panels).min(by_step).min(by_loop).max(1);
         // The smallest loops the rule above shares lose to one thread when the cores are far
         // apart: they time their meetings (see `Chunks::finish_step`).
@@ -379,6 +380,7 @@ impl StepLoop {
             solo: AtomicUsize::new(NOBODY),
             stall: self.stall,
             far: self.far,
+            far_hit: AtomicBool::new(false),
             start: Instant::now(),
         };
         let chunks = &chunks;
@@ -389,6 +391,9 @@ impl StepLoop {
             }
             chunks.work(0, step);
         });
+        if chunks.far_hit.load(Ordering::Relaxed) {
+            FAR_SEEN.set(Some(Instant::now()));
+        }
         match chunks.solo.load(Ordering::Relaxed) {
             NOBODY => self.threads,
             _ => 1,
@@ -668,6 +673,75 @@ impl Parts {
     }
 }
 
+/// How long after a time loop went on alone for cores far apart (the far rule, see
+/// [`Chunks::finish_step`]) the calls from its thread whose loops that rule times run alone
+/// ([`alone_while_far`]). The host's far spells last seconds; a call from this thread after
+/// this times its loop's meetings again (and renews the verdict while the cores are apart).
+pub(super) const FAR_KEEP: Duration = Duration::from_millis(50);
+
+thread_local! {
+    /// When a shared time loop called from this thread last went on alone for cores far
+    /// apart ([`FAR_KEEP`]).
+    static FAR_SEEN: Cell<Option<Instant>> = const { Cell::new(None) };
+    /// Set while a call runs alone on this thread ([`alone_while_far`]).
+    static ALONE: Cell<bool> = const { Cell::new(false) };
+}
+
+/// The threads of the caller's rayon pool as this crate's parallel regions count them: one
+/// inside a call that [`alone_while_far`] runs alone.
+pub fn pool_threads() -> usize {
+    if ALONE.get() {
+        1
+    } else {
+        rayon::current_num_threads()
+    }
+}
+
+/// Runs `f`, one call of the library whose time loop has `steps` steps of `rows` rows with
+/// packed `[k, n]` weights in `panels` panels, on this thread alone (every product, pack and
+/// loop in it sees a pool of one, [`pool_threads`]) when that loop is one of those the far
+/// rule times ([`StepLoop::recurrence`]) and a loop called from this thread went on alone for
+/// cores far apart within the last [`FAR_KEEP`]; else just runs `f`. While the Zen 4 host's
+/// vCPUs were apart, training at `rnn_h76_b8_t100` on 2 threads took 1.03 ms against 0.59 on
+/// one with only the loops going alone (phase timers in a scratch build, 3 far runs of 245,
+/// medians, ms, 2 threads / 1: the sweep 0.265 / 0.101, the split packs of `X` and
+/// `h_(t-1)` 0.102 / 0.010 and 0.121 / 0.010, the products 0.062-0.104 / 0.087-0.095).
+/// With this (`taskset -c 0,1 bench_table --threads 2 --modes infer,train --target-s 0.1`,
+/// this build and its parent alternated for 7 minutes, each run classed by a core-to-core
+/// round trip before and after it, medians, ms, parent / this, train and infer): while apart
+/// (3 / 8 runs) `rnn_h76_b8_t100` 0.931 / 0.585 and 0.209 / 0.199, `rnn_h120_b3_t100` 0.607 /
+/// 0.527 and 0.201 / 0.178, `rnn_h170_b1_t100` 0.539 / 0.440 and 0.232 / 0.159 (one thread's
+/// times: 0.59, 0.53, 0.44 in training); while near (230 / 235 runs) 1.000-1.007 of the
+/// parent's.
+pub fn alone_while_far<R>(
+    panels: usize,
+    rows: usize,
+    n: usize,
+    k: usize,
+    steps: usize,
+    f: impl FnOnce() -> R,
+) -> R {
+    let fresh = FAR_SEEN.get().is_some_and(|t| t.elapsed() < FAR_KEEP);
+    if !fresh
+        || ALONE.get()
+        || StepLoop::recurrence(panels, rows, n, k, steps)
+            .far
+            .is_none()
+    {
+        return f();
+    }
+    /// Ends the call's solitude however `f` returns.
+    struct Reset;
+    impl Drop for Reset {
+        fn drop(&mut self) {
+            ALONE.set(false);
+        }
+    }
+    ALONE.set(true);
+    let _reset = Reset;
+    f()
+}
+
 /// A counter alone on its cache line (participants poll these while others update theirs).
 #[derive(Default)]
 #[repr(align(64))]
@@ -707,6 +781,8 @@ struct Chunks {
     stall: Duration,
     /// [`StepLoop`]'s `far`: the meeting time beyond which a participant runs alone.
     far: Option<Duration>,
+    /// Set when `solo` was set for meetings beyond `far` (not for a stall).
+    far_hit: AtomicBool,
     /// When the loop began (the done marks' clock).
     start: Instant,
 }
@@ -864,6 +940,7 @@ impl Chunks {
                 let _ = self
                     .solo
                     .compare_exchange(NOBODY, 0, Ordering::Relaxed, Ordering::Relaxed);
+                self.far_hit.store(true, Ordering::Relaxed);
             }
         }
         true

@@ -78,7 +78,7 @@ macro_rules! impl_entry {
                 output: &mut [$t],
                 h_n: Option<&mut [$t]>,
             ) -> Result<()> {
-                rnn.forward_body(seq, input, h0, output, h_n)
+                rnn.alone_while_far(seq, || rnn.forward_body(seq, input, h0, output, h_n))
             }
             #[inline(never)]
             fn rnn_forward_final(
@@ -89,7 +89,9 @@ macro_rules! impl_entry {
                 h_n: &mut [$t],
                 workspace: &mut Workspace<$t>,
             ) -> Result<()> {
-                rnn.forward_final_body(seq, input, h0, h_n, workspace)
+                rnn.alone_while_far(seq, || {
+                    rnn.forward_final_body(seq, input, h0, h_n, workspace)
+                })
             }
             #[inline(never)]
             fn rnn_backward(
@@ -104,7 +106,9 @@ macro_rules! impl_entry {
                 workspace: &mut Workspace<$t>,
             ) -> Result<()> {
                 let (o, go, gh) = (output, grad_output, grad_h_n);
-                rnn.backward_body(seq, input, h0, o, go, gh, grads, workspace)
+                rnn.alone_while_far(seq, || {
+                    rnn.backward_body(seq, input, h0, o, go, gh, grads, workspace)
+                })
             }
         }
     };

@@ -182,6 +182,13 @@ pub struct Rnn<F> {
 }
 
 impl<F: Float> Rnn<F> {
+    /// Runs `f`, a call over `seq`, on the calling thread alone while the far rule's verdict
+    /// holds for its time loop ([`crate::kernels::alone_while_far`]).
+    fn alone_while_far<R>(&self, seq: &Sequences<'_>, f: impl FnOnce() -> R) -> R {
+        let (panels, h) = (self.packed_fwd.view().panels(), self.dims.hidden_size);
+        crate::kernels::alone_while_far(panels, seq.batch, h, h, seq.steps, f)
+    }
+
     /// Validates and prepares the weights of one layer.
     pub fn new(activation: Activation, dims: RnnDims, weights: RnnWeights<'_, F>) -> Result<Self> {
         F::rnn_new(activation, dims, weights)
