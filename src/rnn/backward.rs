@@ -189,11 +189,12 @@ impl<F: Float> Rnn<F> {
         // share): the packs below then split between threads from a smaller size
         // (`kernels::pack_into`).
         let spread = self.sweep(seq, output, grad_output, grad_h_n, d_pre, d_h0) > 1;
-        // A pack split between threads wakes the pool's other threads if the product before it
-        // ran on one (they sleep within microseconds of running out of work: a wake-up of
-        // several microseconds on the VM hosts here); it pays for that only if the product
-        // it feeds shares its work too, and they stay awake for it. Each pack below is split
-        // as `spread` says only then. `rnn_h170_b1_t100` on 2 threads, whose loops are shared and
+        // A pack split between threads must wake the pool's other threads if the product before
+        // it ran on one (rayon's idle threads go to sleep soon after running out of work); it
+        // pays for that only if the product it feeds shares its work too, and they stay awake
+        // for it. Each pack below is split as `spread` says only then. The wake-up was not
+        // timed on its own: the split packs below took about 8 us more than on one thread,
+        // where the pack itself takes 2.5. `rnn_h170_b1_t100` on 2 threads, whose loops are shared and
         // whose products (5.8 Mflop) are not: phase timers in a scratch build (`taskset -c
         // 0,1 bench_table --threads 2 --modes train --target-s 0.2`, 8 alternated rounds,
         // medians, ms, split / on one thread) pack of `X` 0.0117 / 0.0027, of `h_(t-1)` 0.0105
