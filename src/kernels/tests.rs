@@ -1711,43 +1711,6 @@ fn kc_strided_speed() {
     });
 }
 
-/// A probe of how far apart the host puts the two threads of a shared loop: two threads (on
-/// two cores when run as `taskset -c 0,1 cargo test --release --lib round_trip_probe --
-/// --ignored --nocapture`) hand one cache line back and forth 200 000 times; each of 12
-/// probes, half a second apart, prints the mean round trip in ns. On the Zen 4 VM (stop 34):
-/// 50-95 ns most of the time, 320-370 ns about a quarter of the time, in spells of seconds:
-/// the far state that [`StepLoop`]'s meeting timer looks for.
-#[test]
-#[ignore]
-fn round_trip_probe() {
-    use std::sync::atomic::{AtomicU64, Ordering};
-    use std::time::{Duration, Instant};
-    const TRIPS: u64 = 200_000;
-    for probe in 0..12 {
-        let ball = AtomicU64::new(0);
-        let ns = std::thread::scope(|s| {
-            s.spawn(|| {
-                for i in 0..TRIPS {
-                    while ball.load(Ordering::Acquire) != 2 * i + 1 {
-                        std::hint::spin_loop();
-                    }
-                    ball.store(2 * i + 2, Ordering::Release);
-                }
-            });
-            let t = Instant::now();
-            for i in 0..TRIPS {
-                ball.store(2 * i + 1, Ordering::Release);
-                while ball.load(Ordering::Acquire) != 2 * i + 2 {
-                    std::hint::spin_loop();
-                }
-            }
-            t.elapsed().as_nanos() as f64 / TRIPS as f64
-        });
-        println!("probe {probe:2}: {ns:6.1} ns per round trip");
-        std::thread::sleep(Duration::from_millis(500));
-    }
-}
-
 /// Which products the backward's packs take as shared ([`super::product_shared`], the threads
 /// `gemm_packed` runs on): `dW` of `rnn_h170_b1_t100` (170 x 100 x 170, 5.8 Mflop) stays on
 /// one thread, `rnn_h76_b8_t100`'s (76 x 800 x 76, 9.2 Mflop) and `rnn_h512_b64_t50`'s share

@@ -126,7 +126,7 @@ const FAR_MIN_SAMPLES: usize = 2;
 /// included) above which the two cores count as far apart (between two dies). On the Zen 4
 /// host (`rnn_h120_b3_t100`, 2 threads, the least of a participant's first two meetings)
 /// 155-165 ns while its two vCPUs were near each other (a round trip through one line
-/// between two threads 50-95 ns: the `round_trip_probe` test), 275-500 ns while they were
+/// between two threads 50-95 ns: `examples/round_trip.rs`), 275-500 ns while they were
 /// apart (320-370 ns).
 const FAR_LATENCY: Duration = Duration::from_nanos(220);
 
@@ -706,9 +706,11 @@ pub fn pool_threads() -> usize {
 /// one with only the loops going alone (phase timers in a scratch build, 3 far runs of 245,
 /// medians, ms, 2 threads / 1: the sweep 0.265 / 0.101, the split packs of `X` and
 /// `h_(t-1)` 0.102 / 0.010 and 0.121 / 0.010, the products 0.062-0.104 / 0.087-0.095).
-/// With this (`taskset -c 0,1 bench_table --threads 2 --modes infer,train --target-s 0.1`,
-/// this build and its parent alternated for 7 minutes, each run classed by a core-to-core
-/// round trip before and after it, medians, ms, parent / this, train and infer): while apart
+/// With this (`bash benches/far_ab.sh PARENT THIS 420 rnn_h76_b8_t100 rnn_h120_b3_t100
+/// rnn_h170_b1_t100`: `taskset -c 0,1 bench_table --threads 2 --modes infer,train --target-s
+/// 0.1`, this build and its parent alternated for 7 minutes, each run classed by a
+/// core-to-core round trip before and after it, medians, ms, parent / this, train and infer;
+/// measured with a C ping-pong of the same form before that script existed): while apart
 /// (3 / 8 runs) `rnn_h76_b8_t100` 0.931 / 0.585 and 0.209 / 0.199, `rnn_h120_b3_t100` 0.607 /
 /// 0.527 and 0.201 / 0.178, `rnn_h170_b1_t100` 0.539 / 0.440 and 0.232 / 0.159 (one thread's
 /// times: 0.59, 0.53, 0.44 in training); while near (230 / 235 runs) 1.000-1.007 of the
