@@ -38,6 +38,7 @@ mod gemm;
 pub mod isa;
 mod kernels;
 pub mod output;
+mod pages;
 pub mod reference;
 pub mod rnn;
 pub mod sequences;

@@ -196,7 +196,8 @@ impl<F: Float> PackedB<F> {
         let nr = panel_width::<F>(isa);
         let panels = n.div_ceil(nr);
         let align = 64 / size_of::<F>();
-        let mut buf = vec![F::ZERO; panels * k * nr + align];
+        // On huge pages where it is large enough (`crate::pages`).
+        let mut buf = crate::pages::zeroed::<F>(panels * k * nr + align);
         let off = buf.as_ptr().align_offset(64).min(align);
         for p in 0..panels {
             for kk in 0..k {
