@@ -3,8 +3,10 @@
 # vCPUs: near or far apart (the far state of src/kernels/threads.rs' meeting timer).
 #   bash benches/far_ab.sh A_BIN B_BIN SECONDS WORKLOAD...
 # A_BIN, B_BIN: two bench_table binaries (copy target/release/examples/bench_table aside
-# between builds). For SECONDS, alternates A and B runs of
-#   taskset -c 0,1 BIN --threads 2 --modes ${MODES:-infer,train} --target-s ${TARGET_S:-0.1} WORKLOAD...
+# between builds; or one binary twice with A_THREADS=1 to set one thread against two). For
+# SECONDS, alternates A and B runs of
+#   taskset -c 0,1 BIN --threads ${A_THREADS:-2} (or ${B_THREADS:-2}) --modes ${MODES:-infer,train} \
+#       --target-s ${TARGET_S:-0.1} WORKLOAD...
 # each between two one-probe runs of examples/round_trip (one cache line handed back and forth
 # 200 000 times): far = both probes >= ${FAR_NS:-250} ns, near = both < ${NEAR_NS:-150},
 # else mixed. Raw lines go to ${RAW:-a temporary file} ("== A|B PROBE1 PROBE2", then
@@ -13,7 +15,7 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 if [ $# -lt 4 ]; then
-    sed -n '2,13p' "$0" >&2
+    sed -n '2,14p' "$0" >&2
     exit 2
 fi
 A=$1 B=$2 SECONDS_=$3
@@ -26,16 +28,16 @@ end=$(($(date +%s) + SECONDS_))
 : >"$RAW"
 while [ "$(date +%s)" -lt "$end" ]; do
     for tag in A B; do
-        if [ "$tag" = A ]; then bin=$A; else bin=$B; fi
+        if [ "$tag" = A ]; then bin=$A threads=${A_THREADS:-2}; else bin=$B threads=${B_THREADS:-2}; fi
         before=$(probe)
-        out=$(taskset -c 0,1 "$bin" --threads 2 --modes "${MODES:-infer,train}" \
+        out=$(taskset -c 0,1 "$bin" --threads "$threads" --modes "${MODES:-infer,train}" \
             --target-s "${TARGET_S:-0.1}" "$@" 2>/dev/null | grep '^rnn-kernels ')
         after=$(probe)
         { echo "== $tag $before $after"; echo "$out"; } >>"$RAW"
     done
 done
 echo "raw lines: $RAW" >&2
-echo "class workload mode threads A_median_ms A_runs B_median_ms B_runs B/A"
+echo "class workload mode A_median_ms A_runs B_median_ms B_runs B/A"
 awk -v far="${FAR_NS:-250}" -v near="${NEAR_NS:-150}" '
     function median(list,   n, v, i, j, t) {
         n = split(list, v, " ")
@@ -50,7 +52,7 @@ awk -v far="${FAR_NS:-250}" -v near="${NEAR_NS:-150}" '
         next
     }
     $1 == "rnn-kernels" {
-        key = cls " " $2 " " $3 " " $4
+        key = cls " " $2 " " $3
         seen[key] = 1
         runs[key, tag] = runs[key, tag] " " $5
         count[key, tag]++
