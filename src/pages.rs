@@ -42,9 +42,8 @@ fn advise_huge(p: *mut u8, bytes: usize) -> bool {
     #[cfg(target_os = "linux")]
     {
         let len = end - start;
-        // SAFETY: `start..end` lies inside the allocation of `bytes` bytes at `p` (rounded
-        // inwards to huge-page boundaries), which the caller owns; `MADV_HUGEPAGE` changes
-        // only what backs those pages, never their contents or whether they are mapped.
+        // SAFETY: `start..end` is inside the caller's allocation of `bytes` at `p` (rounded in);
+        // `MADV_HUGEPAGE` changes only what backs those pages, not contents or mapping.
         let r = unsafe { libc::madvise(p.with_addr(start).cast(), len, libc::MADV_HUGEPAGE) };
         r == 0
     }
