@@ -59,7 +59,7 @@ impl<F: Float> Workspace<F> {
             + line;
         if self.buf.len() < total {
             // A new buffer (whose contents need not survive), on huge pages where it is large
-            // enough (`crate::pages`); the old one goes first.
+            // enough (`crate::pages`); the old one is freed first, so the two never coexist.
             self.buf = Vec::new();
             self.buf = crate::pages::zeroed(total);
         }
