@@ -3,7 +3,8 @@
 //! to `madvise`, as on the hosts here; with `always` they get them anyway, with `never` not at
 //! all). A GEMM over `T * B` rows streams each 4 KiB page of its panels and rows in a few
 //! hundred nanoseconds, and every new page is a TLB miss and a stop for the cache's stream
-//! fetcher; a 2 MiB page has neither for 512 times as long.
+//! fetcher; a 2 MiB page has neither for 512 times as long. (The mechanism is inferred, not
+//! counted: the VMs here expose no performance counters to `perf`; the gain below is timed.)
 //!
 //! What it bought (Zen 4 host, 2026-12-05, a scratch build switching the advice by an
 //! environment variable, phase timers; `taskset -c 0,1 bench_table --threads 1 --modes
