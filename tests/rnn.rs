@@ -257,14 +257,16 @@ fn tile_boundary_sizes_match_reference() {
     }
 }
 
-/// The weight gradients read `dA^T` as a strided view of `dA` while a row of `H` elements is
-/// under 1 KiB and packed in panels of a register tile's rows from there on: hidden sizes on
-/// both sides of that (f32 at 255 / 256, f64 at 127 / 128; 256 and 128 also end in a partial
-/// panel of the 12- and 6-row paths), with and without `h0` (which moves where `dW_hh`'s rows
-/// of `dA` start) and with lengths (padded rows), against the reference.
+/// With few rows the weight gradients read `dA^T` as a strided view of `dA` while a row of `H`
+/// elements is under 2 KiB and packed in panels of a register tile's rows from there on:
+/// hidden sizes on both sides of that (f32 at 511 / 512, f64 at 255 / 256; 512 and 256 also
+/// end in a partial panel of the 12- and 6-row paths), with and without `h0` (which moves
+/// where `dW_hh`'s rows of `dA` start) and with lengths (padded rows), against the reference.
+/// (Rows of 1-2 KiB are packed when `dA` exceeds 1 MiB: `backward`'s `packs_d_a`, and the
+/// workspace test below.)
 #[test]
 fn weight_gradients_match_reference_on_both_sides_of_the_packing_threshold() {
-    for (k, &h) in [127usize, 128, 255, 256].iter().enumerate() {
+    for (k, &h) in [255usize, 256, 511, 512].iter().enumerate() {
         for h0 in [false, true] {
             let flags = Flags {
                 bias: true,
@@ -278,14 +280,16 @@ fn weight_gradients_match_reference_on_both_sides_of_the_packing_threshold() {
 }
 
 /// From the packing threshold on (`dA^T` packed for the weight gradients, its bias sums taken
-/// by the pack): batches below, at and above the time loop's 8- and 12-row tiles (1 to 36
-/// rows), hidden sizes whose last panel of 12 (6 on AVX2, 4 portable) is full or partly
-/// filled (252, 260), with and without `h0`, with lengths (rows zeroed after their sequence
-/// ends), against the reference.
+/// by the pack; here in f64, whose rows of 264 and 268 take 2 KiB and more, while f32's take
+/// the strided view): batches below, at and above the time loop's 8- and 12-row tiles (1 to
+/// 36 rows), hidden sizes whose last panel of 12 (6 on AVX2, 4 portable) is full or partly
+/// filled (264, 268), with and without `h0`, with lengths (rows zeroed after their sequence
+/// ends), against the reference. (f32's packed panels: the kernels' own tests of
+/// `pack_a_into` and `gemm_packed_a`, and the threshold test above.)
 #[test]
 fn weight_gradients_with_packed_d_a_match_reference_across_batches() {
     let mut k = 0;
-    for h in [252usize, 260] {
+    for h in [264usize, 268] {
         for batch in [1, 7, 8, 9, 13, 24, 36] {
             let flags = Flags {
                 bias: true,
@@ -325,16 +329,25 @@ fn weight_gradients_read_in_place_match_reference() {
 }
 
 /// `backward`'s workspace holds no room for packed right operands when both are read in place
-/// (`H` and `I` multiples of every path's panel width, rows of `H` under 1 KiB, no lengths),
-/// and room for `X` packed when lengths are given: `T*B*H + H` elements, each part rounded up
-/// to a 64-byte line, plus one line to align the start (the documented size).
+/// (`H` and `I` multiples of every path's panel width, `dA^T` not packed, no lengths), and
+/// room for `X` packed when lengths are given: `T*B*H + H` elements, each part rounded up to a
+/// 64-byte line, plus one line to align the start (the documented size). At `H = 256` (rows
+/// of 1 KiB in f32) `dA^T` is packed from 1025 rows (`dA` over 1 MiB), and `X` and
+/// `h_(t-1)` with it: room for at least two packed `T*B x H` at 1025 rows, none at 1024.
 #[test]
 fn backward_workspace_holds_packs_only_when_needed() {
     let line = 64 / size_of::<f32>();
     let up = |n: usize| n.next_multiple_of(line);
-    let (i, h) = (64, 64);
+    let cases = [
+        (64, 5, 1, false),
+        (64, 4, 3, false),
+        (64, 4, 3, true),
+        (256, 1024, 1, false),
+        (256, 1025, 1, false),
+    ];
+    let i = 64;
     for isa in Isa::available() {
-        for (steps, batch, lengths) in [(5, 1, false), (4, 3, false), (4, 3, true)] {
+        for (h, steps, batch, lengths) in cases {
             let flags = Flags {
                 bias: true,
                 h0: true,
@@ -372,7 +385,11 @@ fn backward_workspace_holds_packs_only_when_needed() {
             )
             .unwrap();
             let bare = up(rows * h) + up(h) + line;
-            if lengths {
+            if rows * h * size_of::<f32>() > 1 << 20 {
+                // `dA^T` and `h_(t-1)` packed: `T*B` rows of `H` each, or more (padding).
+                let packed = bare + 2 * rows * h;
+                assert!(ws.len() >= packed, "{isa:?} {steps}x{batch}: {}", ws.len());
+            } else if lengths {
                 // `X` packed: `T*B` rows of `I` (a multiple of the panel width here).
                 assert_eq!(ws.len(), bare + up(rows * i), "{isa:?} {steps}x{batch}");
             } else {

@@ -42,11 +42,12 @@ impl<F: Float> Rnn<F> {
     /// Workspace: `T*B*H + H` elements, plus, when `d_w_ih` or `d_w_hh` is wanted, room
     /// for `input` or the previous states packed for the kernels (`T*B` rows of `I` or `H`,
     /// the wider of those packed, rounded up to the panel width; none when both are read in
-    /// place: a row of `H` under 1 KiB, `H` and `I` multiples of the panel width, no
-    /// lengths) and, when a row of `H` elements takes 1 KiB or more,
-    /// `T*B` rows of `H` rounded up to a register tile's rows (at most 11 more) for `dA^T`
-    /// packed. Padded rows of `input` are packed as zeros, so whatever the
-    /// padding holds, even NaN, never reaches the weight gradient.
+    /// place: `dA^T` not packed, `H` and `I` multiples of the panel width, no lengths) and,
+    /// when `dA^T` is packed, `T*B` rows of `H` rounded up to a register tile's rows (at most
+    /// 11 more) for it. `dA^T` is packed when a row of `H` elements takes 2 KiB or more, or
+    /// 1 KiB or more and the `T*B` rows take more than 1 MiB. Padded rows of `input` are
+    /// packed as zeros, so whatever the padding holds, even NaN, never reaches the weight
+    /// gradient.
     #[allow(clippy::too_many_arguments)]
     pub fn backward(
         &self,
@@ -154,8 +155,9 @@ impl<F: Float> Rnn<F> {
         // of `dA`, used before this from rows of 2 KiB and timed by the same probe before it
         // was removed, took 5.8 ms at 512x800x512 and 1.50-1.60 at 256x800x256; inside
         // `backward` at `rnn_h512_b64_t50`, 1 thread, the copy with the bias sums took 3.9-5.0
-        // ms where the pack takes 1.4-1.5.
-        let pack_a = weights && hidden * std::mem::size_of::<F>() >= PACK_A_ROW_BYTES;
+        // ms where the pack takes 1.4-1.5. Rows of 1-2 KiB are packed only when all of `dA`
+        // is larger than L2 ([`packs_d_a`]).
+        let pack_a = weights && packs_d_a(rows, hidden * std::mem::size_of::<F>());
         let a_len = if pack_a {
             kernels::packed_a_len(isa, rows, hidden)
         } else {
@@ -528,6 +530,60 @@ unsafe impl<'a, F: Float> kernels::Steps<F> for BwdSteps<'a, F> {
     }
 }
 
-/// Bytes in a row of `dA` (`H` elements) from which the weight gradients read `dA^T` packed in
-/// panels rather than as a strided view (see `Rnn::backward`).
+/// Whether the weight gradients read `dA^T` packed in panels rather than as a strided view of
+/// `dA` (see `Rnn::backward`), for `rows` rows of `dA` of `row_bytes` each: rows of
+/// [`PACK_A_LONG_ROW_BYTES`] and more always, rows of [`PACK_A_ROW_BYTES`] and more when all
+/// of `dA` is larger than [`PACK_A_MIN_BYTES`], shorter rows never.
+///
+/// A strided view streams all of `dA` once per panel of the right operand: from L2 while `dA`
+/// fits there, from L3 beyond. The pack costs a pass over `dA` and packs of `X` and
+/// `h_(t-1)`, which a strided view reads in place. Measured with a scratch build switching
+/// the choice at run time (phase timers; `taskset -c 0,1 bench_table --modes train
+/// --target-s 0.3`, 6 alternated rounds, Zen 4, 2026-12-05), training, strided / packed,
+/// ratio of the medians (of the fastest samples on 2 threads, whose medians follow the
+/// vCPUs' spells): 1 thread `rnn_h256_b1_t150` 0.984-0.993, `rnn_h256_b4_t50` 0.980-0.982,
+/// `rnn_h256_b8_t50` 0.984-0.986, `rnn_h256_b16_t50` 0.988, `rnn_h384_b16_t50` 0.995; 2
+/// threads 0.983, 0.972, 0.979; where `dA` is larger the pack wins: 1 thread
+/// `rnn_h256_b64_t50` 1.053-1.067 (one run 0.983), `rnn_h384_b64_t50` 1.061,
+/// `rnn_h448_b32_t50` 1.034, `rnn_h512_b16_t50` 1.029-1.040, `rnn_h1024_b4_t50`
+/// 1.015-1.028, `rnn_h1760_b16_t50` 1.026, `rnn_h2048_b4_t20` 1.063. Rows of 2 KiB and more
+/// with a small `dA` were level or faster packed on 2 threads (`rnn_h512_b2_t50` 1 thread
+/// 0.987-0.992, 2 threads 1.036; `rnn_h1024_b1_t50` 0.980-0.999, 1.075), hence packed
+/// whatever `dA`'s size; `rnn_h768_b2_t50` (0.963 / 0.964) is left on that side too.
+fn packs_d_a(rows: usize, row_bytes: usize) -> bool {
+    row_bytes >= PACK_A_LONG_ROW_BYTES
+        || (row_bytes >= PACK_A_ROW_BYTES && rows.saturating_mul(row_bytes) > PACK_A_MIN_BYTES)
+}
+
+/// Bytes in a row of `dA` (`H` elements) below which the weight gradients always read `dA^T`
+/// as a strided view (a register tile broadcasts neighbours of one row per `k`).
 const PACK_A_ROW_BYTES: usize = 1024;
+/// Bytes in a row of `dA` from which the weight gradients always read `dA^T` packed.
+const PACK_A_LONG_ROW_BYTES: usize = 2048;
+/// Bytes of `dA` (all `T * B` rows) above which rows of [`PACK_A_ROW_BYTES`] up to
+/// [`PACK_A_LONG_ROW_BYTES`] are packed: L2 of a Zen 4 or Zen 5 core.
+const PACK_A_MIN_BYTES: usize = 1 << 20;
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// The choice switches exactly at its three constants: rows of 1 KiB on both sides of 1
+    /// MiB of `dA`, rows of 2 KiB at any size, rows under 1 KiB at none.
+    #[test]
+    fn d_a_is_packed_from_the_stated_sizes() {
+        // 1 KiB rows: 1 MiB of `dA` at 1024 rows.
+        assert!(!packs_d_a(1024, 1024));
+        assert!(packs_d_a(1025, 1024));
+        // Just under 2 KiB: 513 rows are 1 MiB less 4 bytes, 514 rows more than 1 MiB.
+        assert!(!packs_d_a(513, 2044));
+        assert!(packs_d_a(514, 2044));
+        // 2 KiB and more: from one row.
+        assert!(packs_d_a(1, 2048));
+        assert!(packs_d_a(1, 4096));
+        // Under 1 KiB: never, however many rows (the product saturates rather than wraps).
+        assert!(!packs_d_a(1 << 20, 1020));
+        assert!(!packs_d_a(usize::MAX, 1020));
+        assert!(packs_d_a(usize::MAX, 1024));
+    }
+}
