@@ -83,7 +83,13 @@ fn step_share_work(rows: usize, n: usize, k: usize, intel: bool) -> usize {
 /// threads (see [`StepLoop::run_steps`]): every thread then reads all of the weights every
 /// step, which must stay in its own L2. Larger weights come from L3 (or memory) every step,
 /// and reading them all on every core would double that traffic: their loops split the
-/// panels. Half the 1 MiB L2 of the AMD cores here (not measured there).
+/// panels. Half the 1 MiB L2 of the AMD cores here. Lifting it on Zen 4 gained nothing
+/// consistent (a scratch build switching at run time, phase timers, `taskset -c 0,1
+/// bench_table --threads 2 --modes infer,train --target-s 0.3`, 4 alternated rounds, ratio of
+/// the medians, no limit / this one, training and inference): `rnn_h512_b64_t50` (1 MiB of
+/// weights) 1.014 / 0.974 (fastest samples 1.005 / 1.000; the training loops 8.43 -> 8.52
+/// ms), `rnn_h512_b16_t50` 1.018 / 0.999, `rnn_h1760_b64_t50` 0.978 / 1.017 (fastest 0.994 /
+/// 0.997). Weights between 512 KiB and 1 MiB (`H` 353-511 in `f32`) were not measured.
 const ROW_SPLIT_MAX_BYTES: usize = 1 << 19;
 /// [`ROW_SPLIT_MAX_BYTES`] on Intel's cores (2 MiB of L2 on the Xeons here): `H = 512` in
 /// `f32`.
