@@ -45,7 +45,7 @@ impl<F: Float> Rnn<F> {
     /// place: `dA^T` not packed, `H` and `I` multiples of the panel width, no lengths) and,
     /// when `dA^T` is packed, `T*B` rows of `H` rounded up to a register tile's rows (at most
     /// 11 more) for it. `dA^T` is packed when a row of `H` elements takes 2 KiB or more, or
-    /// 1 KiB or more and the `T*B` rows take more than 1 MiB. Padded rows of `input` are
+    /// 1 KiB or more and the `T*B` rows take more than 2 MiB. Padded rows of `input` are
     /// packed as zeros, so whatever the padding holds, even NaN, never reaches the weight
     /// gradient.
     #[allow(clippy::too_many_arguments)]
@@ -156,7 +156,7 @@ impl<F: Float> Rnn<F> {
         // was removed, took 5.8 ms at 512x800x512 and 1.50-1.60 at 256x800x256; inside
         // `backward` at `rnn_h512_b64_t50`, 1 thread, the copy with the bias sums took 3.9-5.0
         // ms where the pack takes 1.4-1.5. Rows of 1-2 KiB are packed only when all of `dA`
-        // is larger than L2 ([`packs_d_a`]).
+        // is larger than 2 MiB ([`packs_d_a`]).
         let pack_a = weights && packs_d_a(rows, hidden * std::mem::size_of::<F>());
         let a_len = if pack_a {
             kernels::packed_a_len(isa, rows, hidden)
@@ -537,7 +537,8 @@ unsafe impl<'a, F: Float> kernels::Steps<F> for BwdSteps<'a, F> {
 ///
 /// A strided view streams all of `dA` once per panel of the right operand: from L2 while `dA`
 /// fits there, from L3 beyond. The pack costs a pass over `dA` and packs of `X` and
-/// `h_(t-1)`, which a strided view reads in place. Measured with a scratch build switching
+/// `h_(t-1)`, which a strided view reads in place. Where the two cross was measured, not
+/// derived: between 2 and 3 MiB of `dA` on Zen 4 (1 MiB of L2). Measured with a scratch build switching
 /// the choice at run time (phase timers; `taskset -c 0,1 bench_table --modes train
 /// --target-s 0.3`, 6 alternated rounds, Zen 4, 2026-12-05), training, strided / packed,
 /// ratio of the medians (of the fastest samples on 2 threads, whose medians follow the
@@ -549,7 +550,15 @@ unsafe impl<'a, F: Float> kernels::Steps<F> for BwdSteps<'a, F> {
 /// 1.015-1.028, `rnn_h1760_b16_t50` 1.026, `rnn_h2048_b4_t20` 1.063. Rows of 2 KiB and more
 /// with a small `dA` were level or faster packed on 2 threads (`rnn_h512_b2_t50` 1 thread
 /// 0.987-0.992, 2 threads 1.036; `rnn_h1024_b1_t50` 0.980-0.999, 1.075), hence packed
-/// whatever `dA`'s size; `rnn_h768_b2_t50` (0.963 / 0.964) is left on that side too.
+/// whatever `dA`'s size; `rnn_h768_b2_t50` (0.963 / 0.964) is left on that side too. Near
+/// the size limit (the same build, 6 rounds, 1 thread / 2 threads): `rnn_h384_b16_t50` (1.2
+/// MB of `dA`) 0.997 / 0.980, `rnn_h256_b24_t50` (1.2 MB) 0.988 / 0.973, `rnn_h256_b32_t50`
+/// (1.6 MB) 0.988 / 0.990, `rnn_h320_b32_t50` (2.0 MB) 1.006 / 0.998 (fastest samples 0.996
+/// / 0.991), `rnn_h384_b32_t50` (2.4 MB, 1 thread) 1.001; `rnn_h448_b32_t50` (2.8 MB) 1.034
+/// above. This limit (2 MiB) against 1 MiB, the library's builds: 1 thread (8 alternated
+/// rounds) 0.991, 0.985, 0.983, 0.994 on the four rows from 1.2 to 2.0 MB; 2 threads
+/// (`MODES=train bash benches/far_ab.sh OLD NEW 240 WORKLOAD...`, runs classed by the vCPUs'
+/// distance) near 0.985, 0.999, 0.991, 1.000, far 0.877, 0.932, 0.949, 0.959.
 fn packs_d_a(rows: usize, row_bytes: usize) -> bool {
     row_bytes >= PACK_A_LONG_ROW_BYTES
         || (row_bytes >= PACK_A_ROW_BYTES && rows.saturating_mul(row_bytes) > PACK_A_MIN_BYTES)
@@ -561,23 +570,23 @@ const PACK_A_ROW_BYTES: usize = 1024;
 /// Bytes in a row of `dA` from which the weight gradients always read `dA^T` packed.
 const PACK_A_LONG_ROW_BYTES: usize = 2048;
 /// Bytes of `dA` (all `T * B` rows) above which rows of [`PACK_A_ROW_BYTES`] up to
-/// [`PACK_A_LONG_ROW_BYTES`] are packed: L2 of a Zen 4 or Zen 5 core.
-const PACK_A_MIN_BYTES: usize = 1 << 20;
+/// [`PACK_A_LONG_ROW_BYTES`] are packed: twice the L2 of a Zen 4 or Zen 5 core.
+const PACK_A_MIN_BYTES: usize = 2 << 20;
 
 #[cfg(test)]
 mod tests {
     use super::*;
 
-    /// The choice switches exactly at its three constants: rows of 1 KiB on both sides of 1
+    /// The choice switches exactly at its three constants: rows of 1 KiB on both sides of 2
     /// MiB of `dA`, rows of 2 KiB at any size, rows under 1 KiB at none.
     #[test]
     fn d_a_is_packed_from_the_stated_sizes() {
-        // 1 KiB rows: 1 MiB of `dA` at 1024 rows.
-        assert!(!packs_d_a(1024, 1024));
-        assert!(packs_d_a(1025, 1024));
-        // Just under 2 KiB: 513 rows are 1 MiB less 4 bytes, 514 rows more than 1 MiB.
-        assert!(!packs_d_a(513, 2044));
-        assert!(packs_d_a(514, 2044));
+        // 1 KiB rows: 2 MiB of `dA` at 2048 rows.
+        assert!(!packs_d_a(2048, 1024));
+        assert!(packs_d_a(2049, 1024));
+        // Just under 2 KiB: 1026 rows are 2 MiB less 8 bytes, 1027 rows more than 2 MiB.
+        assert!(!packs_d_a(1026, 2044));
+        assert!(packs_d_a(1027, 2044));
         // 2 KiB and more: from one row.
         assert!(packs_d_a(1, 2048));
         assert!(packs_d_a(1, 4096));
