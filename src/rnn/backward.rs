@@ -556,7 +556,8 @@ unsafe impl<'a, F: Float> kernels::Steps<F> for BwdSteps<'a, F> {
 /// (1.6 MB) 0.988 / 0.990, `rnn_h320_b32_t50` (2.0 MB) 1.006 / 0.998 (fastest samples 0.996
 /// / 0.991), `rnn_h384_b32_t50` (2.4 MB, 1 thread) 1.001; `rnn_h448_b32_t50` (2.8 MB) 1.034
 /// above. This limit (2 MiB) against 1 MiB, the library's builds: 1 thread (8 alternated
-/// rounds) 0.991, 0.985, 0.983, 0.994 on the four rows from 1.2 to 2.0 MB; 2 threads
+/// rounds) 0.991, 0.985, 0.983, 0.994 on `rnn_h256_b24_t50`, `rnn_h256_b32_t50`,
+/// `rnn_h384_b16_t50`, `rnn_h320_b32_t50` (1.2 to 2.0 MB, in that order); 2 threads
 /// (`MODES=train bash benches/far_ab.sh OLD NEW 240 WORKLOAD...`, runs classed by the vCPUs'
 /// distance) near 0.985, 0.999, 0.991, 1.000, far 0.877, 0.932, 0.949, 0.959.
 fn packs_d_a(rows: usize, row_bytes: usize) -> bool {
