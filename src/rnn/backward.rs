@@ -538,9 +538,10 @@ unsafe impl<'a, F: Float> kernels::Steps<F> for BwdSteps<'a, F> {
 /// A strided view streams all of `dA` once per panel of the right operand: from L2 while `dA`
 /// fits there, from L3 beyond. The pack costs a pass over `dA` and packs of `X` and
 /// `h_(t-1)`, which a strided view reads in place. Where the two cross was measured, not
-/// derived: between 2 and 3 MiB of `dA` on Zen 4 (1 MiB of L2). Measured with a scratch build switching
-/// the choice at run time (phase timers; `taskset -c 0,1 bench_table --modes train
-/// --target-s 0.3`, 6 alternated rounds, Zen 4, 2026-12-05), training, strided / packed,
+/// derived: between 2 and 3 MiB of `dA` on Zen 4 (1 MiB of L2; Intel's cores, 2 MiB of L2,
+/// not measured). Measured with a scratch build switching the choice at run time (phase
+/// timers; `taskset -c 0,1 bench_table --modes train --target-s 0.3`, 3-6 alternated rounds,
+/// Zen 4, 2026-12-05), training, strided / packed,
 /// ratio of the medians (of the fastest samples on 2 threads, whose medians follow the
 /// vCPUs' spells): 1 thread `rnn_h256_b1_t150` 0.984-0.993, `rnn_h256_b4_t50` 0.980-0.982,
 /// `rnn_h256_b8_t50` 0.984-0.986, `rnn_h256_b16_t50` 0.988, `rnn_h384_b16_t50` 0.995; 2
