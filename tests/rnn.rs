@@ -689,7 +689,9 @@ fn thread_count_does_not_change_results() {
         5,
     );
     // B = 16 with W_hh of 256 x 256: rows split as above (in L2 on every host), and `dA^T`
-    // packed for the weight gradients.
+    // packed for the weight gradients in f64 (rows of 2 KiB); f32's rows of 1 KiB over 320
+    // rows of `dA` take the strided view, with `h_(t-1)` read in place (`X` packed: lengths;
+    // `p` above, rows of 2400 bytes, has f32's packed `dA^T`).
     let packed_rows = Problem::random(
         20,
         16,
