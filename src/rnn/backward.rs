@@ -551,7 +551,11 @@ unsafe impl<'a, F: Float> kernels::Steps<F> for BwdSteps<'a, F> {
 /// 1.015-1.028, `rnn_h1760_b16_t50` 1.026, `rnn_h2048_b4_t20` 1.063. Rows of 2 KiB and more
 /// with a small `dA` were level or faster packed on 2 threads (`rnn_h512_b2_t50` 1 thread
 /// 0.987-0.992, 2 threads 1.036; `rnn_h1024_b1_t50` 0.980-0.999, 1.075), hence packed
-/// whatever `dA`'s size; `rnn_h768_b2_t50` (0.963 / 0.964) is left on that side too. Near
+/// whatever `dA`'s size; `rnn_h768_b2_t50` (0.963 / 0.964) is left on that side too. On 2
+/// threads `far_ab.sh` (wrappers running that build with the choice forced, `MODES=train`,
+/// 240 s, near runs) had the strided view slower on all of them: `rnn_h512_b2_t50` 1.042,
+/// `rnn_h512_b4_t50` 1.006, `rnn_h768_b2_t50` 1.010, `rnn_h1024_b1_t50` 1.060,
+/// `rnn_h1024_b2_t50` 1.012. Near
 /// the size limit (the same build, 6 rounds, 1 thread / 2 threads): `rnn_h384_b16_t50` (1.2
 /// MB of `dA`) 0.997 / 0.980, `rnn_h256_b24_t50` (1.2 MB) 0.988 / 0.973, `rnn_h256_b32_t50`
 /// (1.6 MB) 0.988 / 0.990, `rnn_h320_b32_t50` (2.0 MB) 1.006 / 0.998 (fastest samples 0.996
