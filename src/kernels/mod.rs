@@ -344,8 +344,8 @@ fn pack_panels<'a, 's, F: Float>(
     };
     let split = k * n >= min && threads > 1 && panels > 1 && k > 0;
     // Sums in blocks of rows where the parts meet in a line of `sums` (see
-    // `pack_rows_summed`), and for large packs.
-    let blocked = split || k * n >= PACK_PARALLEL_ELEMS;
+    // `pack_rows_summed`); on one thread row by row at every size.
+    let blocked = split;
     let part = |p0: usize, dst: &mut [F], sums: Option<&mut [F]>| match nr {
         32 => pack_rows::<F, 32>(k, n, p0, &row, dst, sums, blocked),
         16 => pack_rows::<F, 16>(k, n, p0, &row, dst, sums, blocked),
@@ -490,20 +490,27 @@ unsafe fn pack_row_block<'s, F: Float, const NR: usize>(
 const SUM_ROWS: usize = 16;
 
 /// [`pack_rows`] with the packed columns' sums (`sums`, from zero, the panels' columns from
-/// `p0 * NR`) for large packs (from [`PACK_PARALLEL_ELEMS`]) and packs split between threads:
-/// a block of [`SUM_ROWS`] rows at a time (32 KiB at `n = 512` in `f32`: L1), panel
-/// by panel within it, each panel's sums carried in registers through the block's rows and
-/// stored once per block. [`pack_rows`] adds every row into the sums in memory, and with two
-/// threads the line holding the columns where their parts meet goes back and forth between
-/// the cores every row. Each column is still added from zero in row order: the same bits,
-/// whichever loop runs. The `pack_speed` probe (`pack_a_into` with sums, two runs
-/// alternated, us, row by row / in blocks): 1 thread 3200x512 762-793 / 765-791, 1584x512
-/// 366-423 / 353, 3200x1760 3804-4022 / 2785-2807; 2 threads 3200x512 667-684 / 502-507,
-/// 1584x512 343-345 / 251-256, 3200x1760 1854-1909 / 1361-1370. Below the threshold the row
-/// loop stays (150x256: 12.1-12.2 us against 13.7-14.2 in blocks). Inside `backward` the gain
-/// is smaller (phase timers in a scratch build, 2 threads, five alternated rounds in a slow
-/// hour, ms of the pack with its sums, before / after: `rnn_h512_b16_t50` 0.264-0.372 /
-/// 0.217-0.316, `rnn_h512_b64_t50` 0.98-1.43 / 1.06-1.30; the pack is 2-3 % of the call).
+/// `p0 * NR`) for packs split between threads: a block of [`SUM_ROWS`] rows at a time (32 KiB
+/// at `n = 512` in `f32`: L1), their rows looked up once, then panel by panel, each panel's
+/// sums carried in registers through the block's rows and stored once per block. [`pack_rows`]
+/// adds every row into the sums in memory, and with two threads the line holding the columns
+/// where their parts meet goes back and forth between the cores every row. Each column is
+/// still added from zero in row order: the same bits, whichever loop runs. The `pack_speed`
+/// probe (`pack_a_into` with sums, two runs alternated, us, row by row / in blocks): 2 threads
+/// 3200x512 667-684 / 502-507, 1584x512 343-345 / 251-256, 3200x1760 1854-1909 / 1361-1370.
+/// On one thread the row loop runs at every size: the blocks had measured ahead there too
+/// (3200x1760 3804-4022 / 2785-2807), but on 2026-12-05 (Zen 4) a scratch probe alternating
+/// the loops in one binary (`pack_a_into` with sums, 9 rounds, median us, row by row / blocks
+/// with each row looked up per panel, as before / blocks as here) had 1 thread 3200x512 501 /
+/// 681 / 505, 1584x512 164 / 283 / 202, 3200x1760 3363 / 5368 / 4425, 800x512 81 / 136 / 95,
+/// 3200x256 191 / 291 / 213; 2 threads 3200x512 406 / 317 / 326, 1584x512 154 / 142 / 144,
+/// 3200x1760 2071 / 2498 / 2086, 800x512 76 / 72 / 63. Inside `backward`, where `dA` and the
+/// panels are not in cache, the row loop gains more: phase timers in a scratch build choosing
+/// at run time (`taskset -c 0,1 bench_table --threads 1 --modes train --target-s 0.3`, 5
+/// alternated rounds, medians, ms of the pack with its sums, blocks as before / row by row):
+/// `rnn_h512_b64_t50` 1.45 / 0.94, `rnn_h256_b64_t50` 0.68 / 0.34, `rnn_h512_b16_t50` 0.30 /
+/// 0.24, `rnn_h1760_b16_t50` 1.13 / 0.88; on 2 threads (6 rounds, blocks as before / as here)
+/// `rnn_h512_b64_t50` 0.74 / 0.69, `rnn_h1760_b16_t50` 0.64 / 0.55.
 fn pack_rows_summed<'s, F: Float, const NR: usize>(
     k: usize,
     n: usize,
@@ -514,19 +521,23 @@ fn pack_rows_summed<'s, F: Float, const NR: usize>(
 ) {
     let panel_len = k * NR;
     let panels = dst.len() / panel_len;
+    let mut block: [Option<&[F]>; SUM_ROWS] = [None; SUM_ROWS];
     for r0 in (0..k).step_by(SUM_ROWS) {
         let r1 = (r0 + SUM_ROWS).min(k);
+        for (src, kk) in block.iter_mut().zip(r0..r1) {
+            *src = row(kk);
+        }
+        let block = &block[..r1 - r0];
         for (p, panel) in dst.chunks_exact_mut(panel_len).take(panels).enumerate() {
             let c0 = (p0 + p) * NR;
             let width = NR.min(n - c0);
             let out = &mut sums[p * NR..][..width];
             let mut acc = [F::ZERO; NR];
             acc[..width].copy_from_slice(out);
-            for kk in r0..r1 {
-                let d: &mut [F; NR] = (&mut panel[kk * NR..][..NR])
-                    .try_into()
-                    .expect("NR elements");
-                copy_panel_row(d, row(kk), c0, width, Some(&mut acc));
+            let rows = panel[r0 * NR..r1 * NR].chunks_exact_mut(NR);
+            for (d, &src) in rows.zip(block) {
+                let d: &mut [F; NR] = d.try_into().expect("NR elements");
+                copy_panel_row(d, src, c0, width, Some(&mut acc));
             }
             out.copy_from_slice(&acc[..width]);
         }
