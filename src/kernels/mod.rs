@@ -346,13 +346,14 @@ fn pack_panels<'a, 's, F: Float>(
     // Sums in blocks of rows where the parts meet in a line of `sums` (see
     // `pack_rows_summed`); on one thread row by row at every size.
     let blocked = split;
+    let stream = sums.is_none() && streams_panels(nr, dst);
     let part = |p0: usize, dst: &mut [F], sums: Option<&mut [F]>| match nr {
-        32 => pack_rows::<F, 32>(k, n, p0, &row, dst, sums, blocked),
-        16 => pack_rows::<F, 16>(k, n, p0, &row, dst, sums, blocked),
-        12 => pack_rows::<F, 12>(k, n, p0, &row, dst, sums, blocked),
-        8 => pack_rows::<F, 8>(k, n, p0, &row, dst, sums, blocked),
-        6 => pack_rows::<F, 6>(k, n, p0, &row, dst, sums, blocked),
-        4 => pack_rows::<F, 4>(k, n, p0, &row, dst, sums, blocked),
+        32 => pack_rows::<F, 32>(k, n, p0, &row, dst, sums, blocked, stream),
+        16 => pack_rows::<F, 16>(k, n, p0, &row, dst, sums, blocked, stream),
+        12 => pack_rows::<F, 12>(k, n, p0, &row, dst, sums, blocked, stream),
+        8 => pack_rows::<F, 8>(k, n, p0, &row, dst, sums, blocked, stream),
+        6 => pack_rows::<F, 6>(k, n, p0, &row, dst, sums, blocked, stream),
+        4 => pack_rows::<F, 4>(k, n, p0, &row, dst, sums, blocked, stream),
         _ => unreachable!("panel widths are 4, 6, 8, 12, 16 or 32"),
     };
     if !split {
@@ -382,7 +383,7 @@ fn pack_panels<'a, 's, F: Float>(
             // SAFETY: `d` is `dst` (`panels * k * nr` elements, borrowed mutably for this
             // call and not touched otherwise until every part has returned); part `c` writes
             // rows `rows` (< k) of each panel, disjoint from every other part's.
-            unsafe { f(k, n, rows, 0, panels, &row, d.get(), None) };
+            unsafe { f(k, n, rows, 0, panels, &row, d.get(), None, stream) };
         });
     } else {
         let per = panels.div_ceil(threads);
@@ -400,6 +401,40 @@ fn pack_panels<'a, 's, F: Float>(
         n,
         nr,
     }
+}
+
+/// Bytes of panels from which a pack without sums (the weight gradients' `X` and `h_(t-1)`)
+/// writes them with non-temporal stores ([`streams_panels`]).
+const PACK_STREAM_MIN_BYTES: usize = 1 << 20;
+
+/// Whether [`pack_panels`] writes `dst` (the panels, `nr` wide) with non-temporal stores: on
+/// x86_64, where a panel's row is whole 64-byte lines (`dst` aligned to them, `nr` elements a
+/// multiple of 64 bytes: the AVX-512 and AVX2 paths) and the panels take at least
+/// [`PACK_STREAM_MIN_BYTES`]. Such a pack writes lines that are in no cache (last written by
+/// the previous call) and fills each of them whole: an ordinary store first reads the line from
+/// memory, a non-temporal one does not, and the product after it reads the panels from memory
+/// either way (they are larger than L2). Phase timers in a scratch build choosing at run time
+/// (`taskset -c 0,1 bench_table --threads 1 --modes train --target-s 0.3`, Zen 4, 6
+/// alternated rounds, medians, ms, ordinary / non-temporal stores), packs of `X` and of
+/// `h_(t-1)`: `rnn_h512_b64_t50` (6.5 MB each) 0.65 / 0.37 and 0.54 / 0.31, `rnn_h1760_b16_t50`
+/// 0.72 / 0.31 and 0.36 / 0.32, `rnn_h256_b64_t50` 0.27 / 0.17 and 0.23 / 0.14,
+/// `rnn_h512_b16_t50` (1.6 MB) 0.141 / 0.077 and 0.113 / 0.088, with `dW_ih` and `dW_hh` level
+/// (14.87 / 14.88 and 14.83 / 14.93 ms at `rnn_h512_b64_t50`); whole call 0.979-1.001. Smaller
+/// packs stay in cache for the product: at `rnn_h512_b4_t50` (410 KB) the pack of `X` went
+/// 0.030 -> 0.021 ms but `dW_ih` and `dW_hh` 1.088 -> 1.101 and 1.082 -> 1.106 (whole call
+/// 1.017); at `rnn_h512_b8_t50` and `rnn_h1024_b4_t50` (820 KB) level (0.996, 0.985). On 2
+/// threads (the same, `--threads 2`, 6 rounds): `rnn_h512_b64_t50` `X` 0.47 / 0.29, `h_(t-1)`
+/// 0.84 / 0.25, `rnn_h1760_b16_t50` 0.53 / 0.31 and 0.65 / 0.28, the products level or
+/// faster. The library's build against its parent (`bench_table --modes train --target-s 0.3`,
+/// 8 alternated rounds, ratio of the medians): 1 thread `rnn_h256_b64_t50` 0.977,
+/// `rnn_h512_b64_t50` 0.986, `rnn_h512_b16_t50` 0.992, `rnn_h1760_b16_t50` 1.000; 2 threads
+/// 0.976-1.011 (fastest samples 0.991-1.007), within that hour's noise.
+fn streams_panels<F>(nr: usize, dst: &[F]) -> bool {
+    const LINE: usize = 64;
+    cfg!(target_arch = "x86_64")
+        && (nr * size_of::<F>()).is_multiple_of(LINE)
+        && (dst.as_ptr() as usize).is_multiple_of(LINE)
+        && size_of_val(dst) >= PACK_STREAM_MIN_BYTES
 }
 
 /// Elements (`k * n`) from which packs split their panels across threads.
@@ -423,7 +458,9 @@ const PACK_SPREAD_PARALLEL_ELEMS: usize = 1 << 14;
 /// row: a full panel row is one fixed-size copy (a couple of vector moves in place, where a
 /// slice copy of run-time length called `memmove` per row and panel). With `sums` (the
 /// panels' columns from `p0 * NR`), each copied row is added to them, or with `blocked` in
-/// blocks of rows by [`pack_rows_summed`] (the same bits).
+/// blocks of rows by [`pack_rows_summed`] (the same bits). With `stream` (no sums), full panel
+/// rows are written with non-temporal stores ([`streams_panels`]).
+#[allow(clippy::too_many_arguments)]
 fn pack_rows<'s, F: Float, const NR: usize>(
     k: usize,
     n: usize,
@@ -432,6 +469,7 @@ fn pack_rows<'s, F: Float, const NR: usize>(
     dst: &mut [F],
     sums: Option<&mut [F]>,
     blocked: bool,
+    stream: bool,
 ) {
     let panel_len = k * NR;
     if panel_len == 0 {
@@ -444,18 +482,21 @@ fn pack_rows<'s, F: Float, const NR: usize>(
     };
     // SAFETY: `dst` is borrowed mutably for the call and holds `panels` whole panels: every
     // row of each is this call's.
-    unsafe { pack_row_block::<F, NR>(k, n, 0..k, p0, panels, row, dst.as_mut_ptr(), sums) }
+    unsafe { pack_row_block::<F, NR>(k, n, 0..k, p0, panels, row, dst.as_mut_ptr(), sums, stream) }
 }
 
 /// [`pack_rows`]' row loop, and [`pack_panels`]' for one thread's block of rows of a large
 /// pack without sums: rows `rows` of the source into those rows of panels `p0..p0 + panels`
 /// (`dst` pointing at panel `p0`), nothing else there touched; with `sums` (the columns from
-/// `p0 * NR`), each copied row added to them.
+/// `p0 * NR`), each copied row added to them. With `stream`, full rows of the panels given
+/// rows are written by [`stream_panel_row`], and the call ends with a store fence, so that
+/// whoever sees it return (this thread, or another after the pool's join) reads them.
 ///
 /// # Safety
 ///
 /// `dst` valid for writes of `panels * k * NR` elements, `rows` within `0..k`, and no one else
-/// reading or writing those rows of those panels during the call.
+/// reading or writing those rows of those panels during the call; with `stream`, `dst`
+/// aligned to 16 bytes and `NR` elements a multiple of 16 bytes.
 #[allow(clippy::too_many_arguments)]
 unsafe fn pack_row_block<'s, F: Float, const NR: usize>(
     k: usize,
@@ -466,6 +507,7 @@ unsafe fn pack_row_block<'s, F: Float, const NR: usize>(
     row: &impl Fn(usize) -> Option<&'s [F]>,
     dst: *mut F,
     mut sums: Option<&mut [F]>,
+    stream: bool,
 ) {
     debug_assert!(rows.end <= k && (p0 + panels) * NR < n + NR);
     let panel_len = k * NR;
@@ -473,9 +515,21 @@ unsafe fn pack_row_block<'s, F: Float, const NR: usize>(
         let src = row(kk);
         for p in 0..panels {
             let c0 = (p0 + p) * NR;
-            // SAFETY: `p < panels` and `kk < k`: the row's `NR` elements lie within `dst`
-            // and are this call's alone (the caller's contract).
-            let d = unsafe { &mut *dst.add(p * panel_len + kk * NR).cast::<[F; NR]>() };
+            // `p < panels` and `kk < k`: the row's `NR` elements lie within `dst` and are this
+            // call's alone (the caller's contract).
+            let d = dst.wrapping_add(p * panel_len + kk * NR);
+            if stream
+                && c0 + NR <= n
+                && let Some(src) = src
+            {
+                let x: &[F; NR] = src[c0..c0 + NR].try_into().expect("NR elements");
+                // SAFETY: `d` as above, 16-byte aligned: `dst` is, and `NR` elements are a
+                // multiple of 16 bytes (the caller's contract with `stream`).
+                unsafe { stream_panel_row(d, x) };
+                continue;
+            }
+            // SAFETY: `d` as above.
+            let d = unsafe { &mut *d.cast::<[F; NR]>() };
             copy_panel_row(d, src, c0, NR.min(n - c0), None);
         }
         if let (Some(s), Some(src)) = (sums.as_deref_mut(), src) {
@@ -484,6 +538,40 @@ unsafe fn pack_row_block<'s, F: Float, const NR: usize>(
             }
         }
     }
+    #[cfg(target_arch = "x86_64")]
+    if stream {
+        // Non-temporal stores are ordered by this fence only: after it they are visible
+        // before anything this thread stores next (the pool's join, the caller's reads).
+        // SAFETY: SSE is part of x86_64.
+        unsafe { std::arch::x86_64::_mm_sfence() };
+    }
+}
+
+/// `*d = *x` with non-temporal stores on x86_64 (SSE2's 16-byte `movntdq`, part of the
+/// architecture: the bytes, whatever `F` is), an ordinary copy elsewhere.
+///
+/// # Safety
+///
+/// `d` valid for writes of `NR` elements and 16-byte aligned, `NR` elements a multiple of 16
+/// bytes.
+#[inline(always)]
+unsafe fn stream_panel_row<F: Float, const NR: usize>(d: *mut F, x: &[F; NR]) {
+    #[cfg(target_arch = "x86_64")]
+    {
+        use std::arch::x86_64::{__m128i, _mm_loadu_si128, _mm_stream_si128};
+        let (s, d) = (x.as_ptr().cast::<__m128i>(), d.cast::<__m128i>());
+        for i in 0..size_of::<[F; NR]>() / 16 {
+            // SAFETY: the 16 bytes at `i * 16 < NR * size_of::<F>()` lie inside `x` (read
+            // unaligned) and inside `d`'s `NR` elements, which are 16-byte aligned (the
+            // caller's contract); SSE2 is part of x86_64.
+            unsafe { _mm_stream_si128(d.add(i), _mm_loadu_si128(s.add(i))) };
+        }
+    }
+    #[cfg(not(target_arch = "x86_64"))]
+    // SAFETY: `d` valid for writes of `NR` elements (the caller's contract).
+    unsafe {
+        d.cast::<[F; NR]>().write(*x)
+    };
 }
 
 /// Rows of [`pack_rows`]' source per block of [`pack_rows_summed`].

@@ -578,9 +578,56 @@ fn b_as_rows_matches_f64_sums() {
 /// included; or 2^14 for rows several threads wrote, split by panels: 150x256 both ways), in 1
 /// and 2 threads, against the layout written out: panel `p`,
 /// row `kk`, lane `j` holds `B[kk][p * nr + j]`, zero past `n` and for rows given as `None`;
-/// nothing past the packed length is written.
+/// nothing past the packed length is written. In `f32` and `f64`, into a buffer aligned to 64
+/// bytes and one 8 bytes past that: from 1 MiB of panels the aligned one is written with
+/// non-temporal stores on the paths whose panel rows are whole lines (checked), the other not.
 #[test]
 fn pack_into_splits_panels_across_threads() {
+    fn check<F: Float>(isa: Isa, k: usize, n: usize, spread: bool) {
+        let mut seed = 5;
+        let b: Vec<F> = (0..k * n).map(|_| F::from_f64(lcg(&mut seed))).collect();
+        let nr = panel_width::<F>(isa);
+        let len = packed_len::<F>(isa, k, n);
+        let seven = F::from_f64(7.0);
+        for threads in [1, 2] {
+            let pool = pool(threads);
+            for shift in [0, 8] {
+                let mut store = vec![seven; len + 3 + 128 / size_of::<F>()];
+                let at = store.as_ptr().align_offset(64) + shift / size_of::<F>();
+                let buf = &mut store[at..at + len + 3];
+                let streamed = (nr * size_of::<F>()).is_multiple_of(64)
+                    && len * size_of::<F>() >= PACK_STREAM_MIN_BYTES
+                    && shift == 0
+                    && cfg!(target_arch = "x86_64");
+                assert_eq!(streams_panels(nr, &buf[..len]), streamed, "{isa:?} {k}x{n}");
+                let given = |kk: usize| kk % 5 != 2;
+                pool.install(|| {
+                    pack_into(
+                        isa,
+                        k,
+                        n,
+                        |kk| given(kk).then(|| &b[kk * n..][..n]),
+                        buf,
+                        spread,
+                    );
+                });
+                for (i, &got) in buf[..len].iter().enumerate() {
+                    let (p, kk, j) = (i / (k * nr), i / nr % k, i % nr);
+                    let c = p * nr + j;
+                    let want = if c < n && given(kk) {
+                        b[kk * n + c]
+                    } else {
+                        F::ZERO
+                    };
+                    assert_eq!(
+                        got, want,
+                        "{isa:?} {k}x{n} {threads} threads, shift {shift}, at {p},{kk},{j}"
+                    );
+                }
+                assert_eq!(buf[len..], [seven; 3], "wrote past the packed length");
+            }
+        }
+    }
     for isa in Isa::available() {
         for &(k, n, spread) in &[
             (600, 520, false),
@@ -591,39 +638,8 @@ fn pack_into_splits_panels_across_threads() {
             (150, 256, true),
             (150, 256, false),
         ] {
-            let mut seed = 5;
-            let b: Vec<f32> = (0..k * n).map(|_| lcg(&mut seed) as f32).collect();
-            let nr = panel_width::<f32>(isa);
-            let len = packed_len::<f32>(isa, k, n);
-            for threads in [1, 2] {
-                let pool = pool(threads);
-                let mut buf = vec![7.0f32; len + 3];
-                let given = |kk: usize| kk % 5 != 2;
-                pool.install(|| {
-                    pack_into(
-                        isa,
-                        k,
-                        n,
-                        |kk| given(kk).then(|| &b[kk * n..][..n]),
-                        &mut buf,
-                        spread,
-                    );
-                });
-                for (i, &got) in buf[..len].iter().enumerate() {
-                    let (p, kk, j) = (i / (k * nr), i / nr % k, i % nr);
-                    let c = p * nr + j;
-                    let want = if c < n && given(kk) {
-                        b[kk * n + c]
-                    } else {
-                        0.0
-                    };
-                    assert_eq!(
-                        got, want,
-                        "{isa:?} {k}x{n} {threads} threads at {p},{kk},{j}"
-                    );
-                }
-                assert_eq!(buf[len..], [7.0; 3], "wrote past the packed length");
-            }
+            check::<f32>(isa, k, n, spread);
+            check::<f64>(isa, k, n, spread);
         }
     }
 }
