@@ -382,7 +382,9 @@ fn pack_panels<'a, 's, F: Float>(
             };
             // SAFETY: `d` is `dst` (`panels * k * nr` elements, borrowed mutably for this
             // call and not touched otherwise until every part has returned); part `c` writes
-            // rows `rows` (< k) of each panel, disjoint from every other part's.
+            // rows `rows` (< k) of each panel, disjoint from every other part's; with
+            // `stream`, `streams_panels` found `dst` aligned to 64 bytes and `nr` elements a
+            // multiple of 64 bytes.
             unsafe { f(k, n, rows, 0, panels, &row, d.get(), None, stream) };
         });
     } else {
@@ -481,7 +483,9 @@ fn pack_rows<'s, F: Float, const NR: usize>(
         sums => sums,
     };
     // SAFETY: `dst` is borrowed mutably for the call and holds `panels` whole panels: every
-    // row of each is this call's.
+    // row of each is this call's. With `stream`, `pack_panels` found its whole buffer aligned
+    // to 64 bytes and `NR` elements a multiple of 64 bytes, and this part starts whole panels
+    // into it.
     unsafe { pack_row_block::<F, NR>(k, n, 0..k, p0, panels, row, dst.as_mut_ptr(), sums, stream) }
 }
 
