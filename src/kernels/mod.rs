@@ -799,6 +799,10 @@ pub struct Operands<F> {
     /// As `a_next` for the rows of `C` the next chunk writes (contiguous: `ldc = n`), fetched
     /// by the panel before the last.
     pub c_next: *const F,
+    /// Whether the first two register tiles of each panel fetch the next panel into L2 where
+    /// `B` is beyond L2 (see `row_blocks`): set by every constructor, cleared for a time loop's
+    /// step of more than two tiles ([`Operands::for_step_tiles`]).
+    pub fetch_panels: bool,
 }
 
 impl<F: Float> Operands<F> {
@@ -839,6 +843,7 @@ impl<F: Float> Operands<F> {
             lda_tile: rsa,
             a_next: std::ptr::null(),
             c_next: std::ptr::null(),
+            fetch_panels: true,
         }
     }
 
@@ -866,6 +871,7 @@ impl<F: Float> Operands<F> {
             lda_tile: ap.k,
             a_next: std::ptr::null(),
             c_next: std::ptr::null(),
+            fetch_panels: true,
         }
     }
 
@@ -938,6 +944,37 @@ impl<F: Float> Operands<F> {
         Operands {
             a_next,
             c_next,
+            ..self
+        }
+    }
+
+    /// The same operands for a time loop's step in register tiles of `tile_rows` rows: the
+    /// first two tiles of a panel fetch the next one ([`Operands::fetch_panels`]) only where
+    /// the step has at most two tiles, or on Intel's CPUs.
+    ///
+    /// A step's panel is read by each of its tiles. With more than two, the hardware's own
+    /// fetches, as the first tile streams the panel from L3, keep up for the others, and the
+    /// first two tiles fetching all of the next panel only put it in L2 a whole panel early,
+    /// beside the step's `A`, which every tile of every panel reads from there. Phase timers
+    /// around the time loops (a scratch build switching the fetch at run time, `taskset -c
+    /// 0,1 bench_table --modes train --target-s 0.3`, Zen 4, L2 1 MiB, 4-6 alternated rounds,
+    /// medians, ms, fetching / not; the forward loop, then the sweep with `dh_0`'s product):
+    /// 1 thread `rnn_h1760_b64_t50` 178.8 / 176.3 and 182.0 / 177.9 (in a slower hour 187.5 /
+    /// 184.1 and 192.9 / 184.4), `rnn_h1760_b48_t50` 134.8 / 133.8 and 137.4 / 134.3,
+    /// `rnn_h1024_b64_t50` 61.4 / 60.8 and 60.6 / 60.1, `rnn_h1024_b128_t20` 49.6 / 49.2 and
+    /// 49.5 / 48.5, `rnn_h768_b128_t50` 68.3 / 67.7 and 68.5 / 68.0, `rnn_h1760_b32_t50` 89.7
+    /// / 89.5 and 90.7 / 90.1, `rnn_h2048_b64_t20` 99.3 / 100.6 and 101.8 / 100.8; 2 threads
+    /// `rnn_h1760_b64_t50` 91.3 / 89.9 and 93.6 / 90.1, `rnn_h1024_b64_t50` 31.5 / 31.4 and
+    /// 32.1 / 31.1, `rnn_h1760_b32_t50` 45.0 / 45.3 and 46.3 / 45.5. With two tiles (`B = 16`
+    /// in 8-row tiles) both fetch, over the panel's whole time, and it stays: without it
+    /// `rnn_h1760_b16_t50` went 43.7 -> 44.3 and 44.5 -> 44.8. The hoisted products keep it for
+    /// their 96-row chunks (without it `rnn_h1760_b64_t50`'s moved -0.8 to +0.1 ms of 178-180,
+    /// `rnn_h512_b64_t50`'s projection 15.9 -> 16.4). Intel's cores (2 MiB of L2) keep it
+    /// too: not measured there.
+    #[inline(always)]
+    pub fn for_step_tiles(self, tile_rows: usize) -> Self {
+        Operands {
+            fetch_panels: self.m <= 2 * tile_rows || crate::isa::vendor_is_intel(),
             ..self
         }
     }
@@ -1031,6 +1068,8 @@ pub(crate) unsafe fn steps_body<V, S, const MR: usize, const NV: usize, const NW
     // (that copy made every build of the crate, tests and fuzz targets included, 20-45 %
     // slower to compile).
     let (first, epi) = steps.step(0);
+    // (Each step's fetches of the next panel: see `Operands::for_step_tiles`.)
+    let first = first.for_step_tiles(MR);
     // SAFETY: `V`'s features are the caller's contract, and `first_step` is the kernel of the
     // same path (the caller's), needing no others; step `s`'s operands and epilogue meet the
     // kernel's memory contract once steps `0..s` have returned (the `Steps` contract), which
@@ -1050,7 +1089,7 @@ pub(crate) unsafe fn steps_body<V, S, const MR: usize, const NV: usize, const NW
     // 0.970, infer 1.004; rnn_h256_b1_t150, rnn_h512_b64_t20, rnn_h1760_b16_t10 0.98-1.02.
     // With the loop nearly all the time (relu, `I = 1`, scratch build switching at run time,
     // 3 rounds, fastest medians): rnn_h64_b1_t96_i1 0.0078 ms per step, 0.0068-0.0071 hoisted.
-    let rec = steps.step(1).0;
+    let rec = steps.step(1).0.for_step_tiles(MR);
     // Every other step runs its panels in reverse order (the same tiles, so the same bits):
     // a step then starts with the panels the previous one read last, still in L1 (or L2),
     // where in the same order every step would find them evicted by the rest of `W_hh`
@@ -1072,7 +1111,7 @@ pub(crate) unsafe fn steps_body<V, S, const MR: usize, const NV: usize, const NW
     for s in 1..n {
         let (ops, epi) = steps.step(s);
         debug_assert!(
-            ops.with_a(rec.a) == rec,
+            ops.with_a(rec.a).for_step_tiles(MR) == rec,
             "step {s}: operands other than `a` changed"
         );
         let ops = rec.with_a(ops.a);
@@ -1405,7 +1444,11 @@ unsafe fn row_blocks<V, E, const MR: usize, const NV: usize, const NVP: usize, c
     let panels = ops.n.div_ceil(NVP * V::LANES);
     let far = panels * ops.pstride * size_of::<V::Elem>() >= PREFETCH_MIN_B;
     let next = bpanel.wrapping_add(ops.pstride);
-    let fetchers = if far && ops.m > MR { 2 } else { 0 };
+    let fetchers = if ops.fetch_panels && far && ops.m > MR {
+        2
+    } else {
+        0
+    };
     // With `ahead` (the next chunk's rows of `A` or of `C`, one contiguous run, given to the
     // last two panels of a chunk whose successor this thread runs next), the tiles after
     // those fetch it into L2, one line per `k` each: `MC / 16` tiles of `k` lines in f32,
@@ -2002,6 +2045,7 @@ pub fn gemm_b_rows<F: Float>(
         lda_tile: 1,
         a_next: std::ptr::null(),
         c_next: std::ptr::null(),
+        fetch_panels: true,
     };
     gemm_ops(isa, ops, c, ldc, addend);
 }

@@ -548,7 +548,7 @@ impl StepLoop {
                 // `s` only after every chunk of the steps before it returned and hands
                 // concurrent calls disjoint panel ranges, which is what the `Steps`
                 // contract needs.
-                unsafe { kernel(&ops, &epi, range) }
+                unsafe { kernel(&ops.for_step_tiles(tile), &epi, range) }
             })
         }
     }
