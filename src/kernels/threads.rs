@@ -541,14 +541,21 @@ impl StepLoop {
             1
         } else {
             let kernel = super::select_step_kernel::<F, Shifted<S::Epi>>(isa, rows, lda);
+            // Whether a step's first tiles fetch the next panel (`Operands::for_step_tiles`),
+            // decided once: every step has the same rows.
+            let fetch_panels = all.step(0).0.for_step_tiles(tile).fetch_panels;
             self.run(n, panels, |s, range| {
                 let (ops, epi) = all.step(s);
+                let ops = Operands {
+                    fetch_panels,
+                    ..ops
+                };
                 ops.fetch_a();
                 // SAFETY: `isa` is supported (this function's contract); `run` starts step
                 // `s` only after every chunk of the steps before it returned and hands
                 // concurrent calls disjoint panel ranges, which is what the `Steps`
                 // contract needs.
-                unsafe { kernel(&ops.for_step_tiles(tile), &epi, range) }
+                unsafe { kernel(&ops, &epi, range) }
             })
         }
     }
