@@ -704,7 +704,23 @@ fn thread_count_does_not_change_results() {
         },
         6,
     );
-    for p in [&p, &single, &rows, &packed_rows] {
+    // B = 1 on one thread computes the projection strip by strip during the steps (`Ride`):
+    // bitwise the one GEMM of the shared loops, with steps ending in a full strip, a strip of
+    // one or two rows (tiles summing in other orders), past the GEMM's 96-row chunk, and rows
+    // of `X` 4 KiB apart (`I = 1024` in f32, 8 KiB in f64: the narrow kernel's strips).
+    let mut riding = Vec::new();
+    for (steps, input) in [(24, 40), (25, 256), (26, 130), (97, 9), (98, 1024)] {
+        let flags = Flags {
+            bias: steps % 2 == 0,
+            h0: true,
+            lengths: false,
+        };
+        riding.push(Problem::random(steps, 1, input, 256, flags, 7));
+    }
+    for p in [&p, &single, &rows, &packed_rows]
+        .into_iter()
+        .chain(&riding)
+    {
         for isa in Isa::available() {
             let r = run_all::<f32>(p, isa);
             assert!(r[0] == r[1] && r[0] == r[2], "f32 {isa:?} B = {}", p.batch);

@@ -176,6 +176,7 @@ macro_rules! impl_simd {
                 $t(unsafe { $fnmadd(self.0, self.0, $set1(1.0)) })
             }
             const BLOCK: usize = $block;
+            const RIDES: bool = true;
             #[inline(always)]
             unsafe fn opaque(self) -> Self {
                 // SAFETY: avx512f present (trait contract); registers only, no memory access.

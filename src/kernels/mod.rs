@@ -81,6 +81,9 @@ pub trait Simd: Copy {
     /// registers ([`Simd::block_splat`], [`Simd::elem_splat`]); 0 when it does not, and the
     /// one-row tile then broadcasts each element of `A` from memory.
     const BLOCK: usize = 0;
+    /// Whether the path's one-row steps carry tiles of another product ([`ride_body`]): where
+    /// its registers hold both sets of accumulators (AVX-512's 32).
+    const RIDES: bool = false;
     /// `self`, hidden from the optimizer (so broadcasts of its lanes stay shuffles in
     /// registers rather than being folded back into broadcast loads).
     #[inline(always)]
@@ -275,6 +278,17 @@ pub fn a_panel_rows(isa: Isa) -> usize {
     match isa {
         #[cfg(target_arch = "x86_64")]
         Isa::Avx512 => avx512::MR_TALL,
+        #[cfg(target_arch = "x86_64")]
+        Isa::Avx2Fma => avx2::MR,
+        _ => portable::MR,
+    }
+}
+
+/// Rows of a register tile of [`select`]'s kernels on `isa`.
+fn select_rows(isa: Isa) -> usize {
+    match isa {
+        #[cfg(target_arch = "x86_64")]
+        Isa::Avx512 => avx512::MR,
         #[cfg(target_arch = "x86_64")]
         Isa::Avx2Fma => avx2::MR,
         _ => portable::MR,
@@ -1022,13 +1036,57 @@ pub type KernelFn<F, E> = unsafe fn(&Operands<F>, &E, Range<usize>);
 /// debug builds); and that the rows are independent: row `r` of step `s` (its row of `A` and
 /// what its epilogue reads and writes for row `r`) touches only row `r` of what the other
 /// steps write. Rows split between threads then run their steps without waiting for each
-/// other (see [`StepLoop::run_steps`]).
+/// other (see [`StepLoop::run_steps`]). With [`Steps::has_ride`], they also promise that the
+/// tile of [`Steps::ride`]`(s)`, computed during step `s` once steps `0..s` have returned,
+/// meets [`RideTile`]'s memory contract, writes memory no step touches before step `s + 1`,
+/// and that the steps after `s` keep their memory contract once it is written.
 pub unsafe trait Steps<F>: Sync {
     /// The epilogue of every step.
     type Epi: Epilogue<F>;
     /// The operands and epilogue of step `s`.
     fn step(&self, s: usize) -> (Operands<F>, Self::Epi);
+
+    /// Whether steps carry register tiles of another product ([`Steps::ride`]):
+    /// [`StepLoop::run_steps`] then runs every step on the calling thread, whatever its
+    /// [`StepLoop`] says.
+    fn has_ride(&self) -> bool {
+        false
+    }
+
+    /// The tile of another product step `s` computes beside its own (see [`RideTile`]); only
+    /// for one-row steps (`m = 1`), and never for step 0.
+    #[inline(always)]
+    fn ride(&self, _s: usize) -> Option<RideTile<'_, F>> {
+        None
+    }
 }
+
+/// A register tile of a hoisted product computed during a one-row step of a time loop
+/// ([`ride_body`]): rows `0..ops.m` (at most [`RIDE_ROWS`]) of `A` (contiguous rows,
+/// `csa = 1`) times the packed panels `p0..p1` of `B`, one after the other, each stored with
+/// `addend` into `C` (row `r`, column `j` at `c + r * ldc + j`). Each element is summed as a
+/// register tile of three or more rows of the product's kernels sums it (one chain over `k`
+/// in order, from zero, the addend after), so a product whose every row is in such a tile
+/// there gets the same bits from these tiles.
+#[derive(Clone, Copy, Debug)]
+pub struct RideTile<'a, F> {
+    /// The tile's rows of `A` and the packed `B`.
+    pub ops: Operands<F>,
+    /// The first panel.
+    pub p0: usize,
+    /// One past the last panel.
+    pub p1: usize,
+    /// The tile's row 0 of `C`.
+    pub c: SharedMut<F>,
+    /// Leading dimension of `C`.
+    pub ldc: usize,
+    /// What is added to the product (not `Addend::C`).
+    pub addend: Addend<'a, F>,
+}
+
+/// Rows of a [`RideTile`] at most: its 16 accumulators (AVX-512, two vectors per panel) beside
+/// the one-row step's 8 fit the 32 registers.
+pub const RIDE_ROWS: usize = 8;
 
 /// Runs steps `0..n` of a [`Steps`] over panels `panels`, in order, inside one call of the
 /// path's kernel: the time loop of a single-threaded recurrence, with no call, prologue or
@@ -1070,6 +1128,10 @@ pub(crate) unsafe fn steps_body<V, S, const MR: usize, const NV: usize, const NW
     let (first, epi) = steps.step(0);
     // (Each step's fetches of the next panel: see `Operands::for_step_tiles`.)
     let first = first.for_step_tiles(MR);
+    assert!(
+        V::RIDES || !steps.has_ride(),
+        "kernel bug: a ride on a path without"
+    );
     // SAFETY: `V`'s features are the caller's contract, and `first_step` is the kernel of the
     // same path (the caller's), needing no others; step `s`'s operands and epilogue meet the
     // kernel's memory contract once steps `0..s` have returned (the `Steps` contract), which
@@ -1115,14 +1177,226 @@ pub(crate) unsafe fn steps_body<V, S, const MR: usize, const NV: usize, const NW
             "step {s}: operands other than `a` changed"
         );
         let ops = rec.with_a(ops.a);
+        let rev = reverse && s % 2 == 1;
+        if const { V::RIDES }
+            && let Some(tile) = steps.ride(s)
+        {
+            debug_assert!(ops.m == 1);
+            // SAFETY: as below; the tile meets `RideTile`'s contract once steps `0..s`
+            // have returned (the `Steps` contract), on this thread, which runs every step
+            // (`run_steps` runs steps with rides on one thread).
+            unsafe { ride_body::<V, S::Epi, NV>(&ops, &epi, panels.clone(), rev, &tile) };
+            continue;
+        }
         // SAFETY: as above; `ops` equals step `s`'s operands (the `Steps` contract).
+        unsafe { gemm_body::<V, S::Epi, MR, NV, NW, false, false>(&ops, &epi, panels.clone(), rev) }
+    }
+}
+
+/// A one-row step (`ops.m = 1`) over `panels` (from the last with `rev`), as [`gemm_body`]
+/// computes it, with the register tile `ride` of another product computed in the same loop:
+/// one of its `k` between groups of the step's, spread evenly over the step. The step's
+/// element `k` of each panel goes to partial sum `k % KS` as in the one-row tile (`KS` = 8
+/// for a tile of one vector, else 4; the last `K % KS` into sum 0), reduced pairwise and
+/// passed to `epi` as there: the same bits, paired panels or not (see `gemm_body`).
+///
+/// Why: a `B = 1` step reads all of `W_hh` for one FMA per element and waits on those reads
+/// (from L2 or beyond, from `H = 128` or so in `f32`), or on the latency of its chains (`W_hh`
+/// in L1); the tile's FMAs, independent of the step, run in those waits. Between steps
+/// instead, a tile of thousands of instructions fills the reorder window and the next step's
+/// loads wait for it.
+///
+/// # Safety
+///
+/// As [`gemm_body`] for the step; `ride` meets [`RideTile`]'s contract: its rows of `A`
+/// (`ride.ops.m <= RIDE_ROWS`, `csa = 1`) and panels `p0..p1` lie in the operands, its rows
+/// of `C` are writable and touched by nothing else during the call, and its panels are
+/// `NV * LANES` wide, as the step's.
+#[inline(always)]
+unsafe fn ride_body<V, E, const NV: usize>(
+    ops: &Operands<V::Elem>,
+    epi: &E,
+    panels: Range<usize>,
+    rev: bool,
+    ride: &RideTile<'_, V::Elem>,
+) where
+    V: Simd,
+    E: Epilogue<V::Elem>,
+{
+    debug_assert!(ops.m == 1 && ops.nr == NV * V::LANES && ride.ops.nr == ops.nr);
+    debug_assert!(0 < ride.ops.m && ride.ops.m <= RIDE_ROWS && ride.ops.csa == 1);
+    let mut proj = RideAcc::<V, NV> {
+        // SAFETY: `V`'s features are the caller's contract.
+        acc: [[unsafe { V::zero() }; NV]; RIDE_ROWS],
+        k: 0,
+        panel: ride.p0,
+    };
+    let np = panels.len();
+    let total = (ride.p1 - ride.p0) * ride.ops.k;
+    for q in 0..np {
+        let p = if rev {
+            panels.end - 1 - q
+        } else {
+            panels.start + q
+        };
+        // The tile's `k` this panel of the step runs beside: an even share.
+        let share = (q + 1) * total / np - q * total / np;
+        let c0 = p * ops.nr;
+        let ncols = ops.nr.min(ops.n - c0);
+        // SAFETY: panel `p` is in range (the caller's contract), so its `pstride` offset is
+        // inside the packed buffer; the rest is passed through.
         unsafe {
-            gemm_body::<V, S::Epi, MR, NV, NW, false, false>(
-                &ops,
-                &epi,
-                panels.clone(),
-                reverse && s % 2 == 1,
-            )
+            let b = ops.bp.add(p * ops.pstride);
+            let pr = &mut proj;
+            match ncols.div_ceil(V::LANES) {
+                1 if NV > 1 => {
+                    ride_panel::<V, E, 1, NV, 8>(ops, epi, b, c0, ncols, ride, pr, share)
+                }
+                2 if NV > 2 => {
+                    ride_panel::<V, E, 2, NV, 4>(ops, epi, b, c0, ncols, ride, pr, share)
+                }
+                _ if NV == 1 => {
+                    ride_panel::<V, E, NV, NV, 8>(ops, epi, b, c0, ncols, ride, pr, share)
+                }
+                _ => ride_panel::<V, E, NV, NV, 4>(ops, epi, b, c0, ncols, ride, pr, share),
+            }
+        }
+    }
+    debug_assert_eq!(proj.panel, ride.p1);
+}
+
+/// The accumulators of a [`RideTile`] and where it is: contraction index `k` of panel `panel`.
+struct RideAcc<V, const NV: usize> {
+    acc: [[V; NV]; RIDE_ROWS],
+    k: usize,
+    panel: usize,
+}
+
+impl<V: Simd, const NV: usize> RideAcc<V, NV> {
+    /// One `k` of the tile, and its store when that was the panel's last.
+    ///
+    /// # Safety
+    ///
+    /// As [`ride_body`], with `self.panel < ride.p1`.
+    #[inline(always)]
+    unsafe fn step(&mut self, ride: &RideTile<'_, V::Elem>) {
+        let t = &ride.ops;
+        // SAFETY: row `min(i, m - 1)` of `A` and its element `k < K` lie in `A`; the panel's
+        // row `k` lies in the packed buffer (`panel < p1`, in range): the caller's contract.
+        // Rows past `m` repeat the last row (never stored).
+        unsafe {
+            let brow = t.bp.add(self.panel * t.pstride + self.k * t.nr);
+            let b: [V; NV] = std::array::from_fn(|j| V::load(brow.add(j * V::LANES)));
+            for (i, acc_i) in self.acc.iter_mut().enumerate() {
+                let ai = V::splat(*t.a.add(i.min(t.m - 1) * t.lda + self.k));
+                for j in 0..NV {
+                    acc_i[j] = ai.fma(b[j], acc_i[j]);
+                }
+            }
+        }
+        self.k += 1;
+        if self.k == t.k {
+            let c0 = self.panel * t.nr;
+            let ncols = t.nr.min(t.n - c0);
+            let epi = Store::new(ride.c.get(), ride.ldc, ride.addend);
+            for (r, acc_r) in self.acc.iter_mut().enumerate().take(t.m) {
+                for (j, v) in acc_r.iter_mut().enumerate() {
+                    let off = j * V::LANES;
+                    // SAFETY: row `r < m` and the panel's real columns lie in `C` (the
+                    // caller's contract).
+                    unsafe {
+                        if off + V::LANES <= ncols {
+                            epi.apply(RowMode::Active, r, c0 + off, *v, V::LANES);
+                        } else if off < ncols {
+                            epi.apply(RowMode::Active, r, c0 + off, *v, ncols - off);
+                        }
+                    }
+                }
+            }
+            // SAFETY: `V`'s features are the caller's contract.
+            self.acc = [[unsafe { V::zero() }; NV]; RIDE_ROWS];
+            self.k = 0;
+            self.panel += 1;
+        }
+    }
+}
+
+/// One panel of a [`ride_body`] step (its `NVT` vectors of `ncols` real columns, in a panel
+/// of `NVP`), with `share` of the ride's `k` beside it: [`tile`]'s one-row arithmetic, the
+/// ride's `k` after groups of `KS` of the step's.
+///
+/// # Safety
+///
+/// As [`ride_body`], for the panel at `bpanel`.
+#[inline(always)]
+#[allow(clippy::too_many_arguments)]
+#[allow(clippy::needless_range_loop)] // acc[s][j] indexed in lockstep with the panel's vectors
+unsafe fn ride_panel<V, E, const NVT: usize, const NVP: usize, const KS: usize>(
+    ops: &Operands<V::Elem>,
+    epi: &E,
+    bpanel: *const V::Elem,
+    c0: usize,
+    ncols: usize,
+    ride: &RideTile<'_, V::Elem>,
+    proj: &mut RideAcc<V, NVP>,
+    share: usize,
+) where
+    V: Simd,
+    E: Epilogue<V::Elem>,
+{
+    let (a, k, nr) = (ops.a, ops.k, ops.nr);
+    let kmain = k - k % KS;
+    let groups = kmain / KS;
+    // SAFETY: the loads are inside `A`'s row (`k` elements) and the panel's `k * nr`
+    // elements; the ride's as `RideAcc::step` (the caller's contract).
+    unsafe {
+        let mut acc = [[V::zero(); NVT]; KS];
+        let mut done = 0;
+        for g in 0..groups {
+            let kk = g * KS;
+            for (s, acc_s) in acc.iter_mut().enumerate() {
+                let kx = kk + s;
+                let ai = V::splat(*a.add(kx));
+                let brow = bpanel.add(kx * nr);
+                for j in 0..NVT {
+                    acc_s[j] = ai.fma(V::load(brow.add(j * V::LANES)), acc_s[j]);
+                }
+            }
+            // The ride's `k` due by the end of this group.
+            let due = (g + 1) * share / groups;
+            while done < due {
+                proj.step(ride);
+                done += 1;
+            }
+        }
+        for kx in kmain..k {
+            let ai = V::splat(*a.add(kx));
+            let brow = bpanel.add(kx * nr);
+            for j in 0..NVT {
+                acc[0][j] = ai.fma(V::load(brow.add(j * V::LANES)), acc[0][j]);
+            }
+        }
+        while done < share {
+            proj.step(ride);
+            done += 1;
+        }
+        let mut width = KS;
+        while width > 1 {
+            width /= 2;
+            for s in 0..width {
+                for j in 0..NVT {
+                    acc[s][j] = acc[2 * s][j].add(acc[2 * s + 1][j]);
+                }
+            }
+        }
+        let mode = epi.row_mode(0);
+        for (j, &v) in acc[0].iter().enumerate() {
+            let off = j * V::LANES;
+            if off + V::LANES <= ncols {
+                epi.apply(mode, 0, c0 + off, v, V::LANES);
+            } else if off < ncols {
+                epi.apply(mode, 0, c0 + off, v, ncols - off);
+            }
         }
     }
 }
@@ -2115,35 +2389,7 @@ fn gemm_ops_tuned<F: Float>(
         m == 0 || (ldc >= ops.n && (m - 1) * ldc + ops.n <= c.len()),
         "kernel bug: C too short"
     );
-    // A register tile broadcasts from one line of each of its rows of `A` at a time. Rows a
-    // multiple of 4 KiB apart (`K = 1024` in `f32`: the projection's `X` at `I = 1024`, `dX`'s
-    // `dA` at `H = 1024`) all fall in one set of the L1 (64 sets of 64-byte lines). On Zen 4's
-    // 8-way L1 the tall tile's 12 rows evict each other before their next 15 elements are
-    // used; the path's `select` kernel fits (8 rows on AVX-512; the other paths' tall kernel
-    // is their `select` kernel, 6 or 4 rows). Zen 5's 12-way L1 holds the 12 rows but not the
-    // panel's lines beside them: not measured there. The `alias_speed` probe (`cargo test
-    // --release --lib alias_speed -- --ignored --nocapture`; Zen 4, FMA probe 115 GFLOP/s
-    // per core; best of 9 alternated rounds), GFLOP/s, tall / 8-row / tall on rows padded by
-    // 16 elements: 1 thread 400x1024x1024 83.6 / 100.4 / 103.6, 400x2048x2048 92.8 / 99.6 /
-    // 99.1; 2 threads 155.0 / 207.3 / 207.0, 141.9 / 191.4 / 193.2 (an earlier run: 72.6 /
-    // 99.6 at 400x1024x1024, 1 thread). The padded rows show the loss is the aliasing alone.
-    // A packed `A` (contiguous panels) and the transposed view of `dA` never alias.
-    let aliased = ops.csa == 1
-        && ops.m > 1
-        && ops.lda > 0
-        && (ops.lda * size_of::<F>()).is_multiple_of(L1_ALIAS_BYTES);
-    // `B` as rows ([`gemm_b_rows`]; with one panel, `ldb = nr`, it is also its packed form).
-    let f = if ops.ldb != ops.nr {
-        assert!(
-            ops.lda == 1 && ops.ldb == ops.n,
-            "kernel bug: B's rows need A's columns"
-        );
-        select_b_rows::<F>(isa)
-    } else if tuning.alias_narrow && aliased {
-        select::<F, Store<F>>(isa)
-    } else {
-        select_tall::<F>(isa)
-    };
+    let (f, _) = product_kernel(isa, &ops, tuning);
     // Rows go in chunks of `MC` over all of this thread's panels: each register tile runs over
     // all of K (or of a K block, below) with its panel streaming from L2, C touched once, and a
     // panel is fetched from L3 once per chunk and then read from L2 by the chunk's other
@@ -2177,12 +2423,7 @@ fn gemm_ops_tuned<F: Float>(
     // 3200x1760x1760 199.5 / 194.0 / 193.8 / 184.3, 800x1760x1760 209.9 / 207.2 / 207.2 /
     // 201.4, 3200x512x512 214.2 / 213.9 / 214.8 / 209.2. Fixed by the shape and the CPU's
     // vendor alone, so every thread count sums in the same order.
-    let kc_max = if ops.packed_a() {
-        tuning.kc_max_packed
-    } else {
-        tuning.kc_max
-    };
-    let kblocks = ops.k.div_ceil(kc_max.max(1)).max(1);
+    let kblocks = k_blocks(&ops, tuning);
     let chunks = m.div_ceil(MC);
     // The next chunk's rows of `A` and of `C` are fetched into L2 ahead (by the tiles of the
     // last panel and of the one before, see `row_blocks`) when they are contiguous (`X` or
@@ -2279,6 +2520,172 @@ fn gemm_ops_tuned<F: Float>(
                 )
             },
         );
+    }
+}
+
+/// The kernel [`gemm_ops`] runs a product of `ops` with on `isa`, and the rows of its full
+/// register tiles.
+fn product_kernel<F: Float>(
+    isa: Isa,
+    ops: &Operands<F>,
+    tuning: Tuning,
+) -> (KernelFn<F, Store<F>>, usize) {
+    // A register tile broadcasts from one line of each of its rows of `A` at a time. Rows a
+    // multiple of 4 KiB apart (`K = 1024` in `f32`: the projection's `X` at `I = 1024`, `dX`'s
+    // `dA` at `H = 1024`) all fall in one set of the L1 (64 sets of 64-byte lines). On Zen 4's
+    // 8-way L1 the tall tile's 12 rows evict each other before their next 15 elements are
+    // used; the path's `select` kernel fits (8 rows on AVX-512; the other paths' tall kernel
+    // is their `select` kernel, 6 or 4 rows). Zen 5's 12-way L1 holds the 12 rows but not the
+    // panel's lines beside them: not measured there. The `alias_speed` probe (`cargo test
+    // --release --lib alias_speed -- --ignored --nocapture`; Zen 4, FMA probe 115 GFLOP/s
+    // per core; best of 9 alternated rounds), GFLOP/s, tall / 8-row / tall on rows padded by
+    // 16 elements: 1 thread 400x1024x1024 83.6 / 100.4 / 103.6, 400x2048x2048 92.8 / 99.6 /
+    // 99.1; 2 threads 155.0 / 207.3 / 207.0, 141.9 / 191.4 / 193.2 (an earlier run: 72.6 /
+    // 99.6 at 400x1024x1024, 1 thread). The padded rows show the loss is the aliasing alone.
+    // A packed `A` (contiguous panels) and the transposed view of `dA` never alias.
+    let aliased = ops.csa == 1
+        && ops.m > 1
+        && ops.lda > 0
+        && (ops.lda * size_of::<F>()).is_multiple_of(L1_ALIAS_BYTES);
+    // `B` as rows ([`gemm_b_rows`]; with one panel, `ldb = nr`, it is also its packed form).
+    if ops.ldb != ops.nr {
+        assert!(
+            ops.lda == 1 && ops.ldb == ops.n,
+            "kernel bug: B's rows need A's columns"
+        );
+        (select_b_rows::<F>(isa), a_panel_rows(isa))
+    } else if tuning.alias_narrow && aliased {
+        (select::<F, Store<F>>(isa), select_rows(isa))
+    } else {
+        (select_tall::<F>(isa), a_panel_rows(isa))
+    }
+}
+
+/// The blocks [`gemm_ops`] splits the contraction of `ops` into (see `gemm_ops_tuned`).
+fn k_blocks<F: Float>(ops: &Operands<F>, tuning: Tuning) -> usize {
+    let kc_max = if ops.packed_a() {
+        tuning.kc_max_packed
+    } else {
+        tuning.kc_max
+    };
+    ops.k.div_ceil(kc_max.max(1)).max(1)
+}
+
+/// A hoisted product ([`gemm_packed`]) computed in parts on the calling thread, each part
+/// some rows and some panels of it: the input projection riding along a time loop whose steps
+/// wait on memory (see `Rnn::recur`). Each part runs the kernel the one call runs, on rows in
+/// strips of whole register tiles from row 0 ([`ProductParts::strip_rows`], which divides
+/// `MC`): every row is in a tile of the height it has in the one call (a full tile, or the
+/// same last remainder: tiles of one or two rows sum in other orders), with the same
+/// contraction and epilogue, so the parts compute the bits of the one call.
+#[derive(Clone, Copy, Debug)]
+pub struct ProductParts<'a, F> {
+    ops: Operands<F>,
+    kernel: KernelFn<F, Store<F>>,
+    strip: usize,
+    c: SharedMut<F>,
+    ldc: usize,
+    addend: Addend<'a, F>,
+}
+
+impl<'a, F: Float> ProductParts<'a, F> {
+    /// The parts of [`gemm_packed`]`(isa, a, (rsa, csa), m, bp, c, ldc, addend)`, or `None`
+    /// where the one call splits the contraction into blocks (then run it instead).
+    ///
+    /// Panics as [`gemm_packed`] where the operands are too short (checked once here).
+    #[allow(clippy::too_many_arguments)]
+    pub fn strided(
+        isa: Isa,
+        a: &'a [F],
+        (rsa, csa): (usize, usize),
+        m: usize,
+        bp: PackedRef<'a, F>,
+        c: &mut [F],
+        ldc: usize,
+        addend: Addend<'a, F>,
+    ) -> Option<Self> {
+        let ops = Operands::strided(a, rsa, csa, m, bp, bp.k);
+        let tuning = tuning();
+        assert!(isa.is_supported(), "kernel bug: unsupported isa");
+        if let Addend::Row(row) = addend {
+            assert!(row.len() >= ops.n, "kernel bug: addend row too short");
+        }
+        assert_eq!(
+            ops.nr,
+            panel_width::<F>(isa),
+            "kernel bug: B packed for another path"
+        );
+        assert!(
+            m == 0 || (ldc >= ops.n && (m - 1) * ldc + ops.n <= c.len()),
+            "kernel bug: C too short"
+        );
+        if k_blocks(&ops, tuning) > 1 {
+            return None;
+        }
+        let (kernel, strip) = product_kernel(isa, &ops, tuning);
+        debug_assert!(MC.is_multiple_of(strip));
+        Some(ProductParts {
+            ops,
+            kernel,
+            strip,
+            c: SharedMut(c.as_mut_ptr()),
+            ldc,
+            addend,
+        })
+    }
+
+    /// Rows of a strip: parts start at its multiples.
+    pub fn strip_rows(&self) -> usize {
+        self.strip
+    }
+
+    /// Panels of the product (of [`panel_width`] columns).
+    pub fn panels(&self) -> usize {
+        self.ops.n.div_ceil(self.ops.nr)
+    }
+
+    /// Rows of the product in its full register tiles (of [`ProductParts::strip_rows`]): the
+    /// rows before its last tile when that is a remainder.
+    pub fn full_rows(&self) -> usize {
+        self.ops.m - self.ops.m % self.strip
+    }
+
+    /// Rows `rows` (at most [`RIDE_ROWS`], below [`ProductParts::full_rows`]) over panels
+    /// `p0..p1`, as a tile riding along a time loop's step: the bits the one call computes
+    /// there, every such row being in a full tile of it (see [`RideTile`]).
+    pub fn ride_tile(&self, rows: Range<usize>, p0: usize, p1: usize) -> RideTile<'a, F> {
+        debug_assert!(rows.len() <= RIDE_ROWS && rows.end <= self.full_rows());
+        debug_assert!(p0 < p1 && p1 <= self.panels() && self.ops.csa == 1);
+        RideTile {
+            ops: self.ops.rows(rows.start, rows.len()),
+            p0,
+            p1,
+            c: SharedMut(self.c.get().wrapping_add(rows.start * self.ldc)),
+            ldc: self.ldc,
+            addend: self.addend,
+        }
+    }
+
+    /// Rows `rows` of the product over panels `panels`, on this thread.
+    ///
+    /// # Safety
+    ///
+    /// `rows.start` is a multiple of [`ProductParts::strip_rows`], `rows.end <= m` and
+    /// `panels.end <=` [`ProductParts::panels`] (not checked: a time loop calls this); `A` and
+    /// `C` given to [`ProductParts::strided`] are still alive, and nothing else reads or
+    /// writes these rows' columns of `C` until this returns.
+    #[inline]
+    pub unsafe fn run(&self, rows: Range<usize>, panels: Range<usize>) {
+        debug_assert!(rows.start.is_multiple_of(self.strip) && rows.end <= self.ops.m);
+        debug_assert!(panels.end <= self.panels());
+        let ops = self.ops.rows(rows.start, rows.len());
+        let c = self.c.get().wrapping_add(rows.start * self.ldc);
+        let epi = Store::new(c, self.ldc, self.addend);
+        // SAFETY: the isa was asserted supported, the operands' extents at construction (rows
+        // `rows` of them, `rows.end <= m`; panels inside `B`'s, this function's contract),
+        // `C`'s rows are this thread's alone (this function's contract) and the kernel is
+        // the one `gemm_packed` runs these operands with (`product_kernel`), K in one block.
+        unsafe { (self.kernel)(&ops, &epi, panels) }
     }
 }
 

@@ -1268,6 +1268,63 @@ fn gemm_packed_is_bitwise_identical_for_any_thread_count() {
     }
 }
 
+/// [`ProductParts`] computes a product strip by strip over ranges of panels, as the forward
+/// pass's projection riding along a time loop: bitwise the one `gemm_packed` call, for rows
+/// ending in a full tile, a tile of one or two rows (which sum `K` in other orders), past an
+/// `MC` chunk; `K` below and above the one-row tile's register broadcasts (`REG_SPLAT_MIN_K`)
+/// and with rows 4 KiB apart (`f32`'s `K = 1024`, f64's 512: the narrow kernel's strips);
+/// one panel, several, a partial last one.
+#[test]
+fn product_parts_match_the_one_call_bitwise() {
+    fn check<F: Float>(isa: Isa, m: usize, k: usize, n: usize) {
+        let mut seed = 17;
+        let a: Vec<F> = (0..m * k).map(|_| F::from_f64(lcg(&mut seed))).collect();
+        let b: Vec<F> = (0..k * n).map(|_| F::from_f64(lcg(&mut seed))).collect();
+        let bias: Vec<F> = (0..n).map(|_| F::from_f64(lcg(&mut seed))).collect();
+        let bp = PackedB::new(isa, k, n, |kk, j| b[kk * n + j]);
+        let mut want = vec![F::ZERO; m * n];
+        let add = Addend::Row(&bias);
+        gemm_packed(isa, &a, (k, 1), m, bp.view(), &mut want, n, add);
+        // Stale values where the parts write: every element must be written.
+        let mut got = vec![F::from_f64(7.0); m * n];
+        let parts = ProductParts::strided(isa, &a, (k, 1), m, bp.view(), &mut got, n, add).unwrap();
+        let (strip, panels) = (parts.strip_rows(), parts.panels());
+        assert_eq!(panels, n.div_ceil(panel_width::<F>(isa)));
+        for (j, r0) in (0..m).step_by(strip).enumerate() {
+            // Panels in `j % 3 + 1` ranges, as the steps of a strip share them.
+            let ranges = j % 3 + 1;
+            for i in 0..ranges {
+                let ps = i * panels / ranges..(i + 1) * panels / ranges;
+                // SAFETY: `r0` is a multiple of the strip, below `m`; the panels are in range;
+                // `a` and `got` are alive and this thread's.
+                unsafe { parts.run(r0..(r0 + strip).min(m), ps) };
+            }
+        }
+        let name = std::any::type_name::<F>();
+        assert!(got == want, "{isa:?} {name} {m}x{k}x{n}, strips of {strip}");
+    }
+    for isa in Isa::available() {
+        for m in [1, 2, 3, 12, 13, 14, 25, 26, MC + 1, MC + 2, 150] {
+            for (k, n) in [(9, 32), (256, 100), (130, 5)] {
+                check::<f32>(isa, m, k, n);
+                check::<f64>(isa, m, k, n);
+            }
+        }
+        for m in [9, 10, 41] {
+            check::<f32>(isa, m, 1024, 40);
+            check::<f64>(isa, m, 512, 40);
+        }
+    }
+    // A contraction the one call splits into blocks has no parts.
+    let isa = Isa::available()[0];
+    let (k, n) = (KC_MAX + 1, 8);
+    let a = vec![0.5f32; k];
+    let bp = PackedB::new(isa, k, n, |_, _| 1.0f32);
+    let mut c = vec![0.0f32; n];
+    let parts = ProductParts::strided(isa, &a, (k, 1), 1, bp.view(), &mut c, n, Addend::Zero);
+    assert!(parts.is_none());
+}
+
 #[test]
 fn k_blocked_products_match_loops_with_every_addend() {
     // K = KC_MAX + 76: two K blocks, the first with the caller's addend, the second

@@ -494,8 +494,11 @@ impl StepLoop {
         };
         // Step 1's operands (step 0's may have `K = 0`) decide whether the rows are split.
         let tile = super::step_tile_rows::<F>(isa, rows, lda);
+        // Steps carrying tiles of another product (`Steps::ride`) all run on this thread.
+        let alone = steps.has_ride();
         let split = match n {
             0 | 1 => None,
+            _ if alone => None,
             _ => self.row_split(&steps.step(1).0, tile, n),
         };
         // Every branch runs the steps as `RowsOf` them (all the rows at `r0 = 0` where they
@@ -533,7 +536,7 @@ impl StepLoop {
                 part(0);
             });
             threads
-        } else if self.threads <= 1 {
+        } else if self.threads <= 1 || alone {
             // SAFETY: `isa` is supported and `steps` meets its contract (this function's
             // contract), which `all` (its rows `0..rows`) keeps; the loop runs on this thread
             // only.
@@ -580,6 +583,18 @@ unsafe impl<F: Float, S: Steps<F>> Steps<F> for RowsOf<'_, S> {
     fn step(&self, s: usize) -> (Operands<F>, Self::Epi) {
         let (ops, epi) = self.steps.step(s);
         (ops.rows(self.r0, self.m), Shifted { epi, r0: self.r0 })
+    }
+
+    #[inline(always)]
+    fn has_ride(&self) -> bool {
+        self.steps.has_ride()
+    }
+
+    /// `steps`' tile: `run_steps` runs steps with rides as one `RowsOf` of all their rows.
+    #[inline(always)]
+    fn ride(&self, s: usize) -> Option<super::RideTile<'_, F>> {
+        debug_assert!(self.r0 == 0);
+        self.steps.ride(s)
     }
 }
 

@@ -3,7 +3,8 @@
 use super::{Activation, Rnn};
 use crate::error::Result;
 use crate::float::Float;
-use crate::kernels::{self, Addend, FwdStep, Operands, SharedMut, StepLoop};
+use crate::isa::Isa;
+use crate::kernels::{self, Addend, FwdStep, Operands, RIDE_ROWS, SharedMut, StepLoop};
 use crate::sequences::{Sequences, check_len};
 use crate::workspace::Workspace;
 
@@ -54,8 +55,7 @@ impl<F: Float> Rnn<F> {
             })?;
         }
 
-        self.project(input, steps * batch, output);
-        self.recur(seq, 0, h0, output, None);
+        self.recur(seq, 0, input, h0, output, None);
 
         if let Some(h_n) = h_n {
             for (b, dst) in h_n.chunks_exact_mut(hidden).enumerate() {
@@ -104,14 +104,10 @@ impl<F: Float> Rnn<F> {
             let len = chunk.min(steps - t0);
             let rows = t0 * batch..(t0 + len) * batch;
             let proj = &mut proj[..len * state_len];
-            self.project(
-                &input[rows.start * input_size..rows.end * input_size],
-                rows.len(),
-                proj,
-            );
+            let input = &input[rows.start * input_size..rows.end * input_size];
             let first = if t0 == 0 { h0 } else { Some(&*state) };
             let capture = seq.lengths.is_some().then_some(&mut *h_n);
-            self.recur(seq, t0, first, proj, capture);
+            self.recur(seq, t0, input, first, proj, capture);
             state.copy_from_slice(&proj[(len - 1) * state_len..]);
             t0 += len;
         }
@@ -125,11 +121,6 @@ impl<F: Float> Rnn<F> {
     /// hoisted GEMM of the forward pass.
     fn project(&self, src: &[F], rows: usize, dst: &mut [F]) {
         let (input_size, hidden) = (self.dims.input_size, self.dims.hidden_size);
-        // The biases are added as each tile leaves the registers (no pass over `dst` first).
-        let addend = match &self.bias {
-            Some(bias) => Addend::Row(bias),
-            None => Addend::Zero,
-        };
         kernels::gemm_packed(
             self.isa,
             src,
@@ -138,22 +129,74 @@ impl<F: Float> Rnn<F> {
             self.packed_ih_t.view(),
             dst,
             hidden,
-            addend,
+            self.proj_addend(),
         );
     }
 
-    /// Steps `t0..t0 + len` of the recurrence in place, `len = states.len() / (B*H)`: block `k`
-    /// of `states` holds the projection `P_(t0+k)` on entry and `h_(t0+k)` on exit, zero for
-    /// sequences that have ended. `first_prev` is the state before step `t0` (`None`: zeros).
-    /// With `capture`, each sequence's state at its last step is also written there.
+    /// What the projection adds: the biases, as each tile leaves the registers (no pass over
+    /// its output first).
+    fn proj_addend(&self) -> Addend<'_, F> {
+        match &self.bias {
+            Some(bias) => Addend::Row(bias),
+            None => Addend::Zero,
+        }
+    }
+
+    /// The projection of `src` (`[steps, I]`, `B = 1`) into `dst` as [`Rnn::project`] computes
+    /// it, in parts: the first strip now, the others by the steps ([`Ride`]). `None` where the
+    /// projection does not run in parts (its contraction in blocks: `I` beyond 4096).
+    fn ride<'s>(&'s self, src: &'s [F], steps: usize, dst: &mut [F]) -> Option<Ride<'s, F>> {
+        let input_size = self.dims.input_size;
+        let parts = kernels::ProductParts::strided(
+            self.isa,
+            src,
+            (input_size, 1),
+            steps,
+            self.packed_ih_t.view(),
+            dst,
+            self.dims.hidden_size,
+            self.proj_addend(),
+        )?;
+        let (end, panels) = (parts.full_rows(), parts.panels());
+        // The rows before the steps' first strip: whole tiles of the product from row 0 (a
+        // part ending inside one would sum its rows in a tile of other height).
+        let start = (2 * RIDE_ROWS).next_multiple_of(parts.strip_rows());
+        if start >= end {
+            return None;
+        }
+        #[cfg(test)]
+        tests::RIDDEN.set(tests::RIDDEN.get() + 1);
+        // SAFETY: rows from 0 to `start < end <= steps` and from `end` to `steps` (both
+        // multiples of the product's tile rows), all panels; `src` and `dst` are alive and
+        // this thread's alone here.
+        unsafe {
+            parts.run(0..start, 0..panels);
+            parts.run(end..steps, 0..panels);
+        }
+        Some(Ride {
+            parts,
+            panels,
+            start,
+            end,
+        })
+    }
+
+    /// Steps `t0..t0 + len` from their inputs `input` (`[len * B, I]`), `len = states.len() /
+    /// (B*H)`: block `k` of `states` receives the projection `P_(t0+k)` and then `h_(t0+k)`,
+    /// zero for sequences that have ended. `first_prev` is the state before step `t0` (`None`:
+    /// zeros). With `capture`, each sequence's state at its last step is also written there.
     ///
     /// Each step is the packed product `h_(t-1) W_hh^T` with the activation fused
     /// ([`FwdSteps`]); single-threaded, all steps run inside one kernel call, else one call per
     /// thread's panels per step ([`StepLoop::run_steps`]), kernel and threading chosen once.
+    /// The projection is one GEMM before the steps ([`Rnn::project`]), or, where one thread
+    /// runs a matrix-vector loop ([`rides`]), computed strip by strip during the steps before
+    /// (see [`Ride`]).
     fn recur(
         &self,
         seq: &Sequences<'_>,
         t0: usize,
+        input: &[F],
         first_prev: Option<&[F]>,
         states: &mut [F],
         capture: Option<&mut [F]>,
@@ -174,6 +217,15 @@ impl<F: Float> Rnn<F> {
         );
         let len = states.len() / state_len;
         let packed = self.packed_fwd.view();
+        let threads = StepLoop::recurrence(packed.panels(), batch, hidden, hidden, len);
+        let ride = if rides::<F>(self.isa, batch, hidden, threads.threads()) {
+            self.ride(input, len, states)
+        } else {
+            None
+        };
+        if ride.is_none() {
+            self.project(input, len * batch, states);
+        }
         // Checked here, once: every step reads one `[B, H]` state and writes the next.
         let first = match first_prev {
             Some(p) => Operands::new(p, hidden, batch, packed, hidden),
@@ -190,8 +242,8 @@ impl<F: Float> Rnn<F> {
             t0,
             h_n: capture.map(|c| SharedMut(c.as_mut_ptr())),
             tanh: self.activation == Activation::Tanh,
+            ride,
         };
-        let threads = StepLoop::recurrence(packed.panels(), batch, hidden, hidden, len);
         // SAFETY: the plan's isa is supported (checked when it was set); `FwdSteps` meets the
         // `Steps` contract for steps `0..len` over every panel of `W_hh^T` (see its impl).
         unsafe { threads.run_steps(self.isa, &steps, len, packed.panels()) };
@@ -215,6 +267,71 @@ struct FwdSteps<'a, F> {
     h_n: Option<SharedMut<F>>,
     /// tanh, else relu.
     tanh: bool,
+    /// The projection of the steps after the first strip, computed during the steps before.
+    ride: Option<Ride<'a, F>>,
+}
+
+/// Whether the forward recurrence of `batch` rows and `hidden` units on `threads` threads,
+/// on `isa`, computes its input projection during the steps ([`Ride`]) instead of before
+/// them: one row per step (`B = 1`), on one thread, on AVX-512 (whose 32 registers hold the
+/// step's accumulators and the ride's; not measured on the other paths), where the steps wait
+/// on reading `W_hh` from L2 (from [`RIDE_MIN_W_HH_BYTES`] to [`RIDE_MAX_W_HH_BYTES`]).
+fn rides<F>(isa: Isa, batch: usize, hidden: usize, threads: usize) -> bool {
+    let w_hh = hidden * hidden * size_of::<F>();
+    let size = (RIDE_MIN_W_HH_BYTES..=RIDE_MAX_W_HH_BYTES).contains(&w_hh);
+    #[cfg(test)]
+    let size = tests::RIDE.get().unwrap_or(size);
+    isa == Isa::Avx512 && batch == 1 && threads == 1 && size
+}
+
+/// `W_hh` (bytes) from which a `B = 1` loop computes its projection during the steps: 64 KiB,
+/// beyond the L1 (32 or 48 KiB) of the x86_64 cores here. `bench_table` (`taskset -c 0,1`,
+/// `--threads 1 --target-s 0.3`, Zen 4, FMA probe 117 GFLOP/s, against the build projecting
+/// first, the two alternated 5 rounds, ratio of the medians), infer / train:
+/// `rnn_h128_b1_t150` 0.934 / 0.977, `rnn_h192_b1_t100` 0.858 / 0.947, `rnn_h256_b1_t150`
+/// 0.851 / 0.944 (0.457 ms against 0.537 in inference), `rnn_h512_b1_t100` 0.950 / 0.983.
+/// Below, the steps wait on their chains' latency rather than on loads, and a strip of 8 rows
+/// has fewer panels (one or two at `H = 32`, `64`) than steps: those steps carry all of it.
+/// Riding there (4 rounds): `rnn_h64_b1_t96` 1.02 / 1.02, `rnn_h32_b1_t672` 0.98 / 0.99.
+const RIDE_MIN_W_HH_BYTES: usize = 64 << 10;
+/// `W_hh` (bytes) up to which a `B = 1` loop computes its projection during the steps: 1 MiB,
+/// the L2 of a Zen 4 or Zen 5 core. Beyond, both `W_hh` and `W_ih` come from L3 and the
+/// tiles' reads of `W_ih` add to the steps': `rnn_h1024_b1_t50` 0.99 / 1.04 (4 rounds, as
+/// above).
+const RIDE_MAX_W_HH_BYTES: usize = 1 << 20;
+
+/// The input projection of a `B = 1` sequence computed during its steps: its first rows (here
+/// steps) and its last register tile when that is a remainder before the steps, and each
+/// strip of [`RIDE_ROWS`] rows after those during
+/// the steps before it, its panels spread over them, one [`kernels::RideTile`] per step (see
+/// `kernels::ride_body`). The tiles sum as the one GEMM's, so the bits are the same.
+#[derive(Clone, Copy)]
+struct Ride<'a, F> {
+    parts: kernels::ProductParts<'a, F>,
+    panels: usize,
+    /// The rows computed by the steps start here (the rows before are computed first)...
+    start: usize,
+    /// ... and end here (the projection's full tiles end; its last tile is computed first).
+    end: usize,
+}
+
+impl<'a, F: Float> Ride<'a, F> {
+    /// The tile step `s` computes: its share of the panels of the strip after its own.
+    #[inline(always)]
+    fn tile(&self, s: usize) -> Option<kernels::RideTile<'a, F>> {
+        const STRIP: usize = RIDE_ROWS;
+        // Step `s` works on strip `j`, rows `start + j * STRIP..`, during the `STRIP` steps
+        // before it: those of rows `start + (j - 1) * STRIP..` (`start >= 2 * STRIP`: never
+        // step 0).
+        let ahead = (s + STRIP).checked_sub(self.start)?;
+        let (j, i) = (ahead / STRIP, ahead % STRIP);
+        let r0 = self.start + j * STRIP;
+        let (p0, p1) = (i * self.panels / STRIP, (i + 1) * self.panels / STRIP);
+        if r0 >= self.end || p0 == p1 {
+            return None;
+        }
+        Some(self.parts.ride_tile(r0..(r0 + STRIP).min(self.end), p0, p1))
+    }
 }
 
 // SAFETY: built by `recur` with `first` checked against `first_prev` (`[B, H]` or K = 0),
@@ -242,5 +359,115 @@ unsafe impl<'a, F: Float> kernels::Steps<F> for FwdSteps<'a, F> {
             tanh: self.tanh,
         };
         (ops, epi)
+    }
+
+    #[inline(always)]
+    fn has_ride(&self) -> bool {
+        self.ride.is_some()
+    }
+
+    #[inline(always)]
+    fn ride(&self, s: usize) -> Option<kernels::RideTile<'_, F>> {
+        self.ride.as_ref()?.tile(s)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::cell::Cell;
+
+    use super::*;
+    use crate::rnn::{RnnDims, RnnWeights};
+
+    thread_local! {
+        /// On this thread, `Some(true)`: [`rides`] whatever the size of `W_hh`, `Some(false)`:
+        /// never; `None`: by its rule.
+        pub(super) static RIDE: Cell<Option<bool>> = const { Cell::new(None) };
+        /// Calls on this thread whose projection rode along the steps.
+        pub(super) static RIDDEN: Cell<usize> = const { Cell::new(0) };
+    }
+
+    fn values<F: Float>(n: usize, scale: f64, seed: &mut u64) -> Vec<F> {
+        (0..n)
+            .map(|_| {
+                *seed = seed
+                    .wrapping_mul(6364136223846793005)
+                    .wrapping_add(1442695040888963407);
+                F::from_f64(((*seed >> 11) as f64 / (1u64 << 53) as f64 - 0.5) * scale)
+            })
+            .collect()
+    }
+
+    /// `forward` of `B = 1` with the projection during the steps (`Ride`) and before them:
+    /// the same bits, on every path (those that do not ride compare with themselves), whatever
+    /// the size of `W_hh`: `H` of 1 to 10 panels (none, one or two per step; a partial last
+    /// panel, whose one-vector tile sums the step in 8 partial sums), steps ending in a full
+    /// tile of the product (12 rows) or one of one or two rows, past its 96-row chunk, rows of
+    /// `X` 4 KiB
+    /// apart (the narrow kernel's 8-row tiles), and a contraction too long to ride (`I =
+    /// 4097`). `forward_final` rides in its blocks.
+    #[test]
+    fn riding_projection_matches_the_one_gemm_bitwise() {
+        fn check<F: Float>(isa: Isa, steps: usize, input: usize, hidden: usize) {
+            let mut seed = (steps * 1000 + input * 7 + hidden) as u64;
+            let w_ih = values::<F>(hidden * input, 1.0 / input as f64, &mut seed);
+            let w_hh = values::<F>(hidden * hidden, 1.5 / hidden as f64, &mut seed);
+            let bias = values::<F>(hidden, 0.2, &mut seed);
+            let x = values::<F>(steps * input, 2.0, &mut seed);
+            let h0 = values::<F>(hidden, 1.0, &mut seed);
+            let weights = RnnWeights {
+                w_ih: &w_ih,
+                w_hh: &w_hh,
+                b_ih: Some(&bias),
+                b_hh: None,
+            };
+            let dims = RnnDims {
+                input_size: input,
+                hidden_size: hidden,
+            };
+            let rnn = Rnn::new(Activation::Tanh, dims, weights).unwrap();
+            let rnn = rnn.with_isa(isa).unwrap();
+            let seq = Sequences::new(steps, 1);
+            // One thread: the loops it would share between two never ride.
+            let pool = rayon::ThreadPoolBuilder::new()
+                .num_threads(1)
+                .build()
+                .unwrap();
+            let run = |ride: bool| {
+                pool.install(|| {
+                    RIDE.set(Some(ride));
+                    RIDDEN.set(0);
+                    let mut out = vec![F::ZERO; steps * hidden];
+                    let mut h_n = vec![F::ZERO; hidden];
+                    rnn.forward(&seq, &x, Some(&h0), &mut out, None).unwrap();
+                    let mut ws = Workspace::new();
+                    rnn.forward_final(&seq, &x, Some(&h0), &mut h_n, &mut ws)
+                        .unwrap();
+                    RIDE.set(None);
+                    (out, h_n, RIDDEN.get())
+                })
+            };
+            let (riding, before) = (run(true), run(false));
+            let name = std::any::type_name::<F>();
+            let case = format!("{isa:?} {name} T = {steps}, I = {input}, H = {hidden}");
+            assert_eq!(before.2, 0);
+            // Both calls ride on AVX-512 but where the contraction is in blocks.
+            let rides = isa == Isa::Avx512 && input <= 4096;
+            assert_eq!(riding.2, if rides { 2 } else { 0 }, "{case}");
+            let (riding, before) = ((riding.0, riding.1), (before.0, before.1));
+            assert!(riding == before, "{case}");
+            assert!(riding.1 == riding.0[(steps - 1) * hidden..]);
+        }
+        for isa in Isa::available() {
+            for hidden in [32, 64, 100, 256, 300] {
+                for (steps, input) in [(49, 9), (50, 64), (62, 130), (40, 1), (97, 33)] {
+                    check::<f32>(isa, steps, input, hidden);
+                    check::<f64>(isa, steps, input, hidden);
+                }
+            }
+            check::<f32>(isa, 150, 1024, 64);
+            check::<f64>(isa, 41, 512, 64);
+            check::<f32>(isa, 30, 4097, 32);
+        }
     }
 }
