@@ -2375,20 +2375,8 @@ fn gemm_ops_tuned<F: Float>(
     addend: Addend<'_, F>,
     tuning: Tuning,
 ) {
-    assert!(isa.is_supported(), "kernel bug: unsupported isa");
-    if let Addend::Row(row) = addend {
-        assert!(row.len() >= ops.n, "kernel bug: addend row too short");
-    }
-    assert_eq!(
-        ops.nr,
-        panel_width::<F>(isa),
-        "kernel bug: B packed for another path"
-    );
+    check_product(isa, &ops, c.len(), ldc, addend);
     let m = ops.m;
-    assert!(
-        m == 0 || (ldc >= ops.n && (m - 1) * ldc + ops.n <= c.len()),
-        "kernel bug: C too short"
-    );
     let (f, _) = product_kernel(isa, &ops, tuning);
     // Rows go in chunks of `MC` over all of this thread's panels: each register tile runs over
     // all of K (or of a K block, below) with its panel streaming from L2, C touched once, and a
@@ -2523,6 +2511,32 @@ fn gemm_ops_tuned<F: Float>(
     }
 }
 
+/// Panics unless `isa` is supported, `B` was packed for it, the addend row covers `n` and `C`
+/// (`c_len` elements, leading dimension `ldc`) holds the product's `m x n`: the checks, made
+/// once, that make a product of checked operands sound.
+fn check_product<F: Float>(
+    isa: Isa,
+    ops: &Operands<F>,
+    c_len: usize,
+    ldc: usize,
+    addend: Addend<'_, F>,
+) {
+    assert!(isa.is_supported(), "kernel bug: unsupported isa");
+    if let Addend::Row(row) = addend {
+        assert!(row.len() >= ops.n, "kernel bug: addend row too short");
+    }
+    assert_eq!(
+        ops.nr,
+        panel_width::<F>(isa),
+        "kernel bug: B packed for another path"
+    );
+    let m = ops.m;
+    assert!(
+        m == 0 || (ldc >= ops.n && (m - 1) * ldc + ops.n <= c_len),
+        "kernel bug: C too short"
+    );
+}
+
 /// The kernel [`gemm_ops`] runs a product of `ops` with on `isa`, and the rows of its full
 /// register tiles.
 fn product_kernel<F: Float>(
@@ -2606,19 +2620,7 @@ impl<'a, F: Float> ProductParts<'a, F> {
     ) -> Option<Self> {
         let ops = Operands::strided(a, rsa, csa, m, bp, bp.k);
         let tuning = tuning();
-        assert!(isa.is_supported(), "kernel bug: unsupported isa");
-        if let Addend::Row(row) = addend {
-            assert!(row.len() >= ops.n, "kernel bug: addend row too short");
-        }
-        assert_eq!(
-            ops.nr,
-            panel_width::<F>(isa),
-            "kernel bug: B packed for another path"
-        );
-        assert!(
-            m == 0 || (ldc >= ops.n && (m - 1) * ldc + ops.n <= c.len()),
-            "kernel bug: C too short"
-        );
+        check_product(isa, &ops, c.len(), ldc, addend);
         if k_blocks(&ops, tuning) > 1 {
             return None;
         }
