@@ -2646,17 +2646,26 @@ impl<'a, F: Float> ProductParts<'a, F> {
         self.ops.n.div_ceil(self.ops.nr)
     }
 
-    /// Rows of the product in its full register tiles (of [`ProductParts::strip_rows`]): the
-    /// rows before its last tile when that is a remainder.
-    pub fn full_rows(&self) -> usize {
-        self.ops.m - self.ops.m % self.strip
+    /// Rows from 0 that the one call sums in register tiles of three or more rows, one chain
+    /// over `k` per element as a [`RideTile`] sums them: the full tiles (of
+    /// [`ProductParts::strip_rows`]), and a last, remainder tile of three or more rows where
+    /// every panel is full (a partial panel's remainder runs tiles of two and one rows, see
+    /// `row_blocks`, whose rows sum in partial sums, as do a remainder of one or two rows).
+    pub fn chained_rows(&self) -> usize {
+        let m = self.ops.m;
+        let full = m - m % self.strip;
+        if m - full >= 3 && self.ops.n.is_multiple_of(self.ops.nr) {
+            m
+        } else {
+            full
+        }
     }
 
-    /// Rows `rows` (at most [`RIDE_ROWS`], below [`ProductParts::full_rows`]) over panels
+    /// Rows `rows` (at most [`RIDE_ROWS`], below [`ProductParts::chained_rows`]) over panels
     /// `p0..p1`, as a tile riding along a time loop's step: the bits the one call computes
     /// there, every such row being in a full tile of it (see [`RideTile`]).
     pub fn ride_tile(&self, rows: Range<usize>, p0: usize, p1: usize) -> RideTile<'a, F> {
-        debug_assert!(rows.len() <= RIDE_ROWS && rows.end <= self.full_rows());
+        debug_assert!(rows.len() <= RIDE_ROWS && rows.end <= self.chained_rows());
         debug_assert!(p0 < p1 && p1 <= self.panels() && self.ops.csa == 1);
         RideTile {
             ops: self.ops.rows(rows.start, rows.len()),

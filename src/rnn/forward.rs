@@ -157,18 +157,22 @@ impl<F: Float> Rnn<F> {
             self.dims.hidden_size,
             self.proj_addend(),
         )?;
-        let (end, panels) = (parts.full_rows(), parts.panels());
+        let panels = parts.panels();
+        // The steps' tiles sum as the product's tiles of three or more rows: the rows after
+        // those (a last tile of one or two, or a partial panel's remainder) are computed first.
+        let end = parts.chained_rows();
         // The rows before the steps' first strip: whole tiles of the product from row 0 (a
-        // part ending inside one would sum its rows in a tile of other height).
-        let start = (2 * RIDE_ROWS).next_multiple_of(parts.strip_rows());
+        // part ending inside one would sum its rows in a tile of other height), more than a
+        // strip (the steps of the strip before carry it, and step 0 carries none).
+        let start = (RIDE_ROWS + 1).next_multiple_of(parts.strip_rows());
         if start >= end {
             return None;
         }
         #[cfg(test)]
         tests::RIDDEN.set(tests::RIDDEN.get() + 1);
         // SAFETY: rows from 0 to `start < end <= steps` and from `end` to `steps` (both
-        // multiples of the product's tile rows), all panels; `src` and `dst` are alive and
-        // this thread's alone here.
+        // multiples of the product's tile rows, or `steps`), all panels; `src` and `dst` are
+        // alive and this thread's alone here.
         unsafe {
             parts.run(0..start, 0..panels);
             parts.run(end..steps, 0..panels);
@@ -301,8 +305,8 @@ const RIDE_MIN_W_HH_BYTES: usize = 64 << 10;
 const RIDE_MAX_W_HH_BYTES: usize = 1 << 20;
 
 /// The input projection of a `B = 1` sequence computed during its steps: its first rows (here
-/// steps) and its last register tile when that is a remainder before the steps, and each
-/// strip of [`RIDE_ROWS`] rows after those during
+/// steps) and the rows of its last register tile when that sums in partial sums before the steps, and
+/// each strip of [`RIDE_ROWS`] rows after those during
 /// the steps before it, its panels spread over them, one [`kernels::RideTile`] per step (see
 /// `kernels::ride_body`). The tiles sum as the one GEMM's, so the bits are the same.
 #[derive(Clone, Copy)]
@@ -311,7 +315,7 @@ struct Ride<'a, F> {
     panels: usize,
     /// The rows computed by the steps start here (the rows before are computed first)...
     start: usize,
-    /// ... and end here (the projection's full tiles end; its last tile is computed first).
+    /// ... and end here (`ProductParts::chained_rows`: the rows after are computed first).
     end: usize,
 }
 
@@ -321,8 +325,8 @@ impl<'a, F: Float> Ride<'a, F> {
     fn tile(&self, s: usize) -> Option<kernels::RideTile<'a, F>> {
         const STRIP: usize = RIDE_ROWS;
         // Step `s` works on strip `j`, rows `start + j * STRIP..`, during the `STRIP` steps
-        // before it: those of rows `start + (j - 1) * STRIP..` (`start >= 2 * STRIP`: never
-        // step 0).
+        // before it: those of rows `start + (j - 1) * STRIP..` (`start > STRIP`: never step
+        // 0).
         let ahead = (s + STRIP).checked_sub(self.start)?;
         let (j, i) = (ahead / STRIP, ahead % STRIP);
         let r0 = self.start + j * STRIP;
@@ -402,7 +406,8 @@ mod tests {
     /// the same bits, on every path (those that do not ride compare with themselves), whatever
     /// the size of `W_hh`: `H` of 1 to 10 panels (none, one or two per step; a partial last
     /// panel, whose one-vector tile sums the step in 8 partial sums), steps ending in a full
-    /// tile of the product (12 rows) or one of one or two rows, past its 96-row chunk, rows of
+    /// tile of the product (12 rows), one of one or two rows or of more (whose rows sum in one
+    /// chain but in a partial last panel), past its 96-row chunk, rows of
     /// `X` 4 KiB
     /// apart (the narrow kernel's 8-row tiles), and a contraction too long to ride (`I =
     /// 4097`). `forward_final` rides in its blocks.
@@ -460,7 +465,7 @@ mod tests {
         }
         for isa in Isa::available() {
             for hidden in [32, 64, 100, 256, 300] {
-                for (steps, input) in [(49, 9), (50, 64), (62, 130), (40, 1), (97, 33)] {
+                for (steps, input) in [(49, 9), (50, 64), (62, 130), (40, 1), (45, 20), (97, 33)] {
                     check::<f32>(isa, steps, input, hidden);
                     check::<f64>(isa, steps, input, hidden);
                 }
