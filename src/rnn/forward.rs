@@ -277,7 +277,8 @@ struct FwdSteps<'a, F> {
 
 /// Whether the forward recurrence of `batch` rows and `hidden` units on `threads` threads,
 /// on `isa`, computes its input projection during the steps ([`Ride`]) instead of before
-/// them: one row per step (`B = 1`), on one thread, on AVX-512 (whose 32 registers hold the
+/// them: one row per step (`B = 1`), on one thread (a loop of more stays on one up to
+/// [`RIDE_ALONE_MAX_W_HH_BYTES`]), on AVX-512 (whose 32 registers hold the
 /// step's accumulators and the ride's; not measured on the other paths), where the steps wait
 /// on reading `W_hh` from L2 (from [`RIDE_MIN_W_HH_BYTES`] to [`RIDE_MAX_W_HH_BYTES`]).
 fn rides<F>(isa: Isa, batch: usize, hidden: usize, threads: usize) -> bool {
@@ -285,8 +286,21 @@ fn rides<F>(isa: Isa, batch: usize, hidden: usize, threads: usize) -> bool {
     let size = (RIDE_MIN_W_HH_BYTES..=RIDE_MAX_W_HH_BYTES).contains(&w_hh);
     #[cfg(test)]
     let size = tests::RIDE.get().unwrap_or(size);
-    isa == Isa::Avx512 && batch == 1 && threads == 1 && size
+    // A loop the threads would share rides on one thread instead (`Steps::has_ride` keeps it
+    // there) up to `RIDE_ALONE_MAX_W_HH_BYTES`.
+    let alone = threads == 1 || w_hh <= RIDE_ALONE_MAX_W_HH_BYTES;
+    isa == Isa::Avx512 && batch == 1 && alone && size
 }
+
+/// `W_hh` (bytes) up to which a `B = 1` loop that two threads would share rides on one thread
+/// instead ([`rides`]): 160 KiB (`H <= 202` in `f32`). `bench_table --modes infer
+/// --target-s 0.3` (Zen 4, 3 runs each, ms, at `1988a0a`, 1 thread riding / 2 sharing):
+/// `rnn_h192_b1_t100` 0.167-0.171 / 0.175-0.177, `rnn_h200_b1_t100` 0.199-0.222 / 0.198-0.209,
+/// `rnn_h224_b1_t100` 0.233-0.237 / 0.181-0.183. With this rule (two threads: the forward loop
+/// riding on one, the backward sweep shared), 1 / 2 threads, infer and train: `rnn_h192_b1_t100`
+/// 0.167 / 0.167-0.168 and 0.509 / 0.483-0.492, `rnn_h200_b1_t100` 0.200 / 0.199-0.200 and
+/// 0.597-0.603 / 0.563-0.573 (the training call on two threads took 0.478 with the loop shared).
+const RIDE_ALONE_MAX_W_HH_BYTES: usize = 160 << 10;
 
 /// `W_hh` (bytes) from which a `B = 1` loop computes its projection during the steps: 64 KiB,
 /// beyond the L1 (32 or 48 KiB) of the x86_64 cores here. `bench_table` (`taskset -c 0,1`,
