@@ -704,16 +704,25 @@ fn thread_count_does_not_change_results() {
         },
         6,
     );
-    // B = 1 on one thread computes the projection strip by strip during the steps (`Ride`):
-    // bitwise the one GEMM of the shared loops, with steps ending in a full strip, a strip of
-    // one or two rows (tiles summing in other orders), past the GEMM's 96-row chunk, and rows
-    // of `X` 4 KiB apart (`I = 1024` in f32, 8 KiB in f64: the narrow kernel's strips).
+    // B = 1 on one thread computes the projection strip by strip during the steps (`Ride`),
+    // and the input gradient during the sweep (`InputGradRide`): bitwise the one GEMM of the
+    // shared loops, with steps ending in a full strip, a strip of one or two rows (tiles
+    // summing in other orders), past the GEMM's 96-row chunk, rows of `X` 4 KiB apart (`I =
+    // 1024` in f32, 8 KiB in f64: the narrow kernel's strips), and a sequence shorter than
+    // `T`.
     let mut riding = Vec::new();
-    for (steps, input) in [(24, 40), (25, 256), (26, 130), (97, 9), (98, 1024)] {
+    for (steps, input) in [
+        (24, 40),
+        (25, 256),
+        (26, 130),
+        (97, 9),
+        (98, 1024),
+        (60, 20),
+    ] {
         let flags = Flags {
             bias: steps % 2 == 0,
             h0: true,
-            lengths: false,
+            lengths: steps == 60,
         };
         riding.push(Problem::random(steps, 1, input, 256, flags, 7));
     }

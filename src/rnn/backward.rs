@@ -1,10 +1,11 @@
 //! Backward pass (BPTT): a sequential sweep that only carries the state gradient, then one GEMM
 //! or reduction per gradient over all steps.
 
+use super::forward::rides;
 use super::{Activation, Rnn};
 use crate::error::{Error, Result};
 use crate::float::Float;
-use crate::kernels::{self, Addend, BwdStep, Operands, SharedMut, StepLoop};
+use crate::kernels::{self, Addend, BwdStep, Operands, RIDE_ROWS, SharedMut, StepLoop};
 use crate::sequences::{Sequences, check_len};
 use crate::workspace::Workspace;
 
@@ -190,7 +191,12 @@ impl<F: Float> Rnn<F> {
         // rows and weights, split the states the same way unless its steps were too few to
         // share): the packs below then split between threads from a smaller size
         // (`kernels::pack_into`).
-        let spread = self.sweep(seq, output, grad_output, grad_h_n, d_pre, d_h0) > 1;
+        // With `dX` computed during the sweep (`d_input_done`, see `InputGradRide`).
+        let mut d_input = d_input;
+        let dx = d_input.as_deref_mut();
+        let (ran_on, d_input_done) =
+            self.sweep(seq, output, grad_output, grad_h_n, d_pre, d_h0, dx);
+        let spread = ran_on > 1;
         // A pack split between threads must wake the pool's other threads if the product before
         // it ran on one (rayon's idle threads go to sleep soon after running out of work); it
         // pays for that only if the product it feeds shares its work too, and they stay awake
@@ -215,16 +221,9 @@ impl<F: Float> Rnn<F> {
         // Everything else: one GEMM or reduction over all T*B rows.
         let d_pre = &*d_pre;
         if let Some(d_input) = d_input {
-            kernels::gemm_packed(
-                self.isa,
-                d_pre,
-                (hidden, 1),
-                rows,
-                self.packed_ih.view(),
-                d_input,
-                input_size,
-                Addend::Zero,
-            );
+            if !d_input_done {
+                self.input_grad(d_pre, rows, d_input);
+            }
             // Exactly zero beyond each length, whatever the weights hold.
             if seq.lengths.is_some() {
                 for (r, row) in d_input.chunks_exact_mut(input_size).enumerate() {
@@ -394,11 +393,55 @@ impl<F: Float> Rnn<F> {
         Ok(())
     }
 
+    /// `d_input = d_pre W_ih` for `rows` rows of `d_pre` (`[rows, H]`), the one GEMM of the
+    /// input gradient (before the lengths' zeros).
+    fn input_grad(&self, d_pre: &[F], rows: usize, d_input: &mut [F]) {
+        let (input_size, hidden) = (self.dims.input_size, self.dims.hidden_size);
+        let ih = self.packed_ih.view();
+        let dx = d_input;
+        kernels::gemm_packed(
+            self.isa,
+            d_pre,
+            (hidden, 1),
+            rows,
+            ih,
+            dx,
+            input_size,
+            Addend::Zero,
+        );
+    }
+
+    /// [`Rnn::input_grad`] in parts ([`kernels::ProductParts`]), `None` where it does not run
+    /// in parts (its contraction in blocks: `H` beyond 4096).
+    fn input_grad_parts<'s>(
+        &'s self,
+        d_pre: &'s [F],
+        rows: usize,
+        d_input: &mut [F],
+    ) -> Option<kernels::ProductParts<'s, F>> {
+        let (input_size, hidden) = (self.dims.input_size, self.dims.hidden_size);
+        let ih = self.packed_ih.view();
+        let dx = d_input;
+        kernels::ProductParts::strided(
+            self.isa,
+            d_pre,
+            (hidden, 1),
+            rows,
+            ih,
+            dx,
+            input_size,
+            Addend::Zero,
+        )
+    }
+
     /// The BPTT sweep: for `t = T-1 .. 0`, `d_pre[t] = (grad_output[t] + d_pre[t+1] W_hh) *
     /// act'(output[t])` with `grad_h_n` at each sequence's last step and zeros after it, each
     /// step a packed product with the epilogue fused ([`BwdSteps`], run by
-    /// [`StepLoop::run_steps`]); then `d_h0 = d_pre[0] W_hh`. Returns the threads the loop
-    /// ran on.
+    /// [`StepLoop::run_steps`]); then `d_h0 = d_pre[0] W_hh`. Where one thread runs a
+    /// matrix-vector loop ([`rides`]), also `d_input` = [`Rnn::input_grad`], strip by strip
+    /// during the steps after (see [`InputGradRide`]). Returns the threads the loop ran on, and
+    /// whether `d_input` was computed.
+    #[allow(clippy::too_many_arguments)]
     fn sweep(
         &self,
         seq: &Sequences<'_>,
@@ -407,7 +450,8 @@ impl<F: Float> Rnn<F> {
         grad_h_n: Option<&[F]>,
         d_pre: &mut [F],
         d_h0: Option<&mut [F]>,
-    ) -> usize {
+        d_input: Option<&mut [F]>,
+    ) -> (usize, bool) {
         let (steps, batch, hidden) = (seq.steps, seq.batch, self.dims.hidden_size);
         let state_len = batch * hidden;
         let seq_len = steps * state_len;
@@ -432,6 +476,13 @@ impl<F: Float> Rnn<F> {
         let last = Operands::new(&[], hidden, batch, packed, 0);
         let rec = Operands::new(&d_pre[..state_len], hidden, batch, packed, hidden);
         let d = SharedMut(d_pre.as_mut_ptr());
+        let threads = StepLoop::recurrence(packed.panels(), batch, hidden, hidden, steps);
+        // As the forward's loop: a loop the threads would share rides on one thread instead up
+        // to `RIDE_ALONE_MAX_W_HH_BYTES` (`Steps::has_ride` keeps it there).
+        let rides = rides::<F>(self.isa, batch, hidden, threads.threads());
+        let mut d_input = d_input.filter(|_| rides);
+        let ride = (d_input.as_deref_mut()).and_then(|dx| self.input_grad_ride(d, steps, dx));
+        let ridden = ride.map(|r| r.start..r.end);
         let (h, g, g_h_n) = (
             output.as_ptr(),
             grad_output.map(|g| g.as_ptr()),
@@ -454,11 +505,29 @@ impl<F: Float> Rnn<F> {
             lengths: seq.lengths,
             steps,
             tanh: self.activation == Activation::Tanh,
+            ride,
         };
-        let threads = StepLoop::recurrence(packed.panels(), batch, hidden, hidden, steps);
         // SAFETY: the plan's isa is supported (checked when it was set); `BwdSteps` meets the
         // `Steps` contract for steps `0..T` over every panel of `W_hh` (see its impl).
         let ran_on = unsafe { threads.run_steps(self.isa, &sweep, steps, packed.panels()) };
+        let d_input_done = match (ridden, d_input) {
+            (Some(ridden), Some(d_input)) => {
+                // The rows the steps did not compute, all of `d_pre` written now: parts of the
+                // same product, from `d_pre` itself.
+                let parts = self.input_grad_parts(d_pre, steps, d_input);
+                let parts = parts.expect("kernel bug: parts of dX that rode");
+                let panels = 0..parts.panels();
+                // SAFETY: rows from 0 and from `ridden.end` (a multiple of the product's tile
+                // rows, or `T`) to `T`, every panel; `d_pre` and `d_input` are alive and this
+                // thread's alone here.
+                unsafe {
+                    parts.run(0..ridden.start, panels.clone());
+                    parts.run(ridden.end..steps, panels);
+                }
+                true
+            }
+            _ => false,
+        };
         if let Some(d_h0) = d_h0 {
             // d_h0 = dA_0 W_hh, one more product of the step's shape, through the hoisted
             // products' kernels: as one more `Steps` type it compiled every path's time loop
@@ -474,7 +543,96 @@ impl<F: Float> Rnn<F> {
                 Addend::Zero,
             );
         }
-        ran_on
+        (ran_on, d_input_done)
+    }
+
+    /// `d_input` = [`Rnn::input_grad`] of the `steps` rows of `dA` at `d` (`[steps, H]`,
+    /// `B = 1`), as [`InputGradRide`] computes it during the sweep, or `None` where it does
+    /// not run in parts or the steps would carry none of it.
+    fn input_grad_ride<'s>(
+        &'s self,
+        d: SharedMut<F>,
+        steps: usize,
+        d_input: &mut [F],
+    ) -> Option<InputGradRide<'s, F>> {
+        let hidden = self.dims.hidden_size;
+        // SAFETY: `d` is `d_pre` (`steps * H` elements, `B = 1`: asserted by `sweep`), alive
+        // for the call. The parts take this view for its shape alone: the loop writes
+        // `d_pre` through `d` and every riding tile reads it through `d` too
+        // (`InputGradRide::tile`); this view is not read again.
+        let view = unsafe { std::slice::from_raw_parts(d.get().cast_const(), steps * hidden) };
+        let parts = self.input_grad_parts(view, steps, d_input)?;
+        // The steps' tiles sum as the product's tiles of three or more rows: the rows after
+        // those (a last tile of one or two, or a partial panel's remainder) are computed after
+        // the loop, as are the rows before the first strip: whole tiles of the product from row
+        // 0, at least a strip, so that the steps after the strip's last row carry it.
+        let end = parts.chained_rows();
+        let start = RIDE_ROWS.next_multiple_of(parts.strip_rows());
+        if start >= end {
+            return None;
+        }
+        #[cfg(test)]
+        super::forward::tests::RIDDEN.set(super::forward::tests::RIDDEN.get() + 1);
+        Some(InputGradRide {
+            parts,
+            panels: parts.panels(),
+            start,
+            end,
+            steps,
+            d,
+            hidden,
+        })
+    }
+}
+
+/// The input gradient `dX = dA W_ih` of a `B = 1` sequence computed during the sweep, mirror
+/// of the forward's projection ([`super::forward`]'s `Ride`): the sweep writes the rows of
+/// `dA` from the last, and each strip of [`RIDE_ROWS`] rows from `start` to `end` rides along
+/// the steps after it is complete (the strip's panels spread over them, one
+/// [`kernels::RideTile`] per step, see `kernels::ride_body`), where the steps wait on reading
+/// `W_hh`. The rows before `start` and from `end` run after the loop. The tiles sum as the one
+/// GEMM's, so the bits are the same. `bench_table` (`taskset -c 0,1`, `--threads 1 --modes
+/// train --target-s 0.3`, Zen 4, against the build computing `dX` after the sweep, the two
+/// alternated 6 rounds, ratio of the medians): `rnn_h128_b1_t150` 0.952, `rnn_h192_b1_t100`
+/// 0.919, `rnn_h256_b1_t150` 0.928 (1.281 ms against 1.381), `rnn_h512_b1_t100` 0.952;
+/// not riding ([`rides`]), `rnn_h1024_b1_t50` 1.012 and (5 rounds) `rnn_h64_b1_t96` 0.998.
+#[derive(Clone, Copy)]
+struct InputGradRide<'a, F> {
+    parts: kernels::ProductParts<'a, F>,
+    panels: usize,
+    /// The rows computed by the steps start here...
+    start: usize,
+    /// ... and end here (`ProductParts::chained_rows`).
+    end: usize,
+    steps: usize,
+    /// `d_pre`, as the loop writes it.
+    d: SharedMut<F>,
+    hidden: usize,
+}
+
+impl<'a, F: Float> InputGradRide<'a, F> {
+    /// The tile step `s` computes: its share of the panels of the strip the steps before
+    /// completed last. Strip `j` (rows `start + j * STRIP..`) is complete once step `T - 1 -
+    /// start - j * STRIP` (its first row's) has returned; the `STRIP` steps after carry it
+    /// (`start >= STRIP`: all inside the loop; never step 0). Its rows of `dA` are read
+    /// through `d`, the pointer the loop writes them through.
+    #[inline(always)]
+    fn tile(&self, s: usize) -> Option<kernels::RideTile<'a, F>> {
+        const STRIP: usize = RIDE_ROWS;
+        // Step `s = T - start - j * STRIP + i` carries the `i`-th share of strip `j`.
+        let w = (self.steps + STRIP - 1).checked_sub(self.start + s)?;
+        let (j, i) = (w / STRIP, STRIP - 1 - w % STRIP);
+        let r0 = self.start + j * STRIP;
+        let (p0, p1) = (i * self.panels / STRIP, (i + 1) * self.panels / STRIP);
+        if r0 >= self.end || p0 == p1 {
+            return None;
+        }
+        let tile = self.parts.ride_tile(r0..(r0 + STRIP).min(self.end), p0, p1);
+        let a = self.d.get().cast_const().wrapping_add(r0 * self.hidden);
+        Some(kernels::RideTile {
+            ops: tile.ops.with_a(a),
+            ..tile
+        })
     }
 }
 
@@ -495,6 +653,8 @@ struct BwdSteps<'a, F> {
     steps: usize,
     /// tanh, else relu.
     tanh: bool,
+    /// The input gradient, during the steps after each strip of `dA`.
+    ride: Option<InputGradRide<'a, F>>,
 }
 
 // SAFETY: built by `sweep` with `output`, `d_pre` and `grad_output` of `T` blocks of `[B, H]`
@@ -527,6 +687,16 @@ unsafe impl<'a, F: Float> kernels::Steps<F> for BwdSteps<'a, F> {
             tanh: self.tanh,
         };
         (ops, epi)
+    }
+
+    #[inline(always)]
+    fn has_ride(&self) -> bool {
+        self.ride.is_some()
+    }
+
+    #[inline(always)]
+    fn ride(&self, s: usize) -> Option<kernels::RideTile<'_, F>> {
+        self.ride.as_ref()?.tile(s)
     }
 }
 
@@ -581,7 +751,87 @@ const PACK_A_MIN_BYTES: usize = 2 << 20;
 
 #[cfg(test)]
 mod tests {
+    use super::super::forward::tests::{riding_case, values, with_ride};
     use super::*;
+    use crate::isa::Isa;
+
+    /// `backward` of `B = 1` with the input gradient during the sweep ([`InputGradRide`]) and
+    /// after it: the same bits for every gradient, on every path (those that do not ride
+    /// compare with themselves): `H` of 1 to 10 panels (a partial last one), `I` of one panel
+    /// of `dX` to 32 (none, one or more per step; a partial last one, whose remainder tile
+    /// sums in partial sums and runs after the loop), steps ending in a full tile of the
+    /// product (12 rows), one of one or two rows or of more, past its 96-row chunk, too few to
+    /// ride (`T = 1`) and around the first tile (`T` of 12 to 15), a contraction in blocks (`H
+    /// = 4097`: no parts), and a sequence shorter than `T` (`dX` zero after it).
+    #[test]
+    fn riding_input_gradient_matches_the_one_gemm_bitwise() {
+        fn check<F: Float>(isa: Isa, steps: usize, input: usize, hidden: usize, len: usize) {
+            let (rnn, x, mut seed) = riding_case::<F>(isa, steps, input, hidden);
+            let g = values::<F>(steps * hidden, 1.0, &mut seed);
+            let lengths = [len];
+            let seq = match len < steps {
+                true => Sequences::with_lengths(steps, &lengths),
+                false => Sequences::new(steps, 1),
+            };
+            let mut out = vec![F::ZERO; steps * hidden];
+            rnn.forward(&seq, &x, None, &mut out, None).unwrap();
+            let run = |ride: bool| {
+                with_ride(ride, || {
+                    // Not zeros, so that a row left unwritten shows.
+                    let mut d_input = vec![F::from_f64(7.0); steps * input];
+                    let mut d_h0 = vec![F::ZERO; hidden];
+                    let mut d_w_ih = vec![F::ZERO; hidden * input];
+                    let mut d_w_hh = vec![F::ZERO; hidden * hidden];
+                    let mut d_b_ih = vec![F::ZERO; hidden];
+                    let grads = RnnGrads {
+                        d_input: Some(&mut d_input),
+                        d_h0: Some(&mut d_h0),
+                        d_w_ih: Some(&mut d_w_ih),
+                        d_w_hh: Some(&mut d_w_hh),
+                        d_b_ih: Some(&mut d_b_ih),
+                        d_b_hh: None,
+                    };
+                    let mut ws = Workspace::new();
+                    rnn.backward(&seq, &x, None, &out, Some(&g), None, grads, &mut ws)
+                        .unwrap();
+                    [d_input, d_h0, d_w_ih, d_w_hh, d_b_ih].concat()
+                })
+            };
+            let (riding, after) = (run(true), run(false));
+            let name = std::any::type_name::<F>();
+            let case = format!("{isa:?} {name} T = {steps}, I = {input}, H = {hidden}");
+            assert_eq!(after.1, 0);
+            // It rides on AVX-512 but where the contraction is in blocks or the steps are too
+            // few: from 24 they never are, with one they always are (between, that depends on
+            // the product's tiles, of 8 or 12 rows).
+            let rides = isa == Isa::Avx512 && hidden <= 4096 && steps > 12;
+            if steps == 1 || steps >= 24 {
+                assert_eq!(riding.1, usize::from(rides), "{case}");
+            }
+            assert!(riding.0 == after.0, "{case}");
+            let d_input = &riding.0[..steps * input];
+            assert!(d_input.iter().all(|&v| F::to_f64(v) != 7.0), "{case}");
+            assert!(
+                d_input[len * input..].iter().all(|&v| F::to_f64(v) == 0.0),
+                "{case}"
+            );
+        }
+        for isa in Isa::available() {
+            for hidden in [32, 64, 100, 256, 300] {
+                for (steps, input) in [(49, 9), (50, 64), (62, 130), (40, 1), (45, 20), (97, 33)] {
+                    check::<f32>(isa, steps, input, hidden, steps);
+                    check::<f64>(isa, steps, input, hidden, steps);
+                }
+            }
+            for (steps, len) in [(1, 1), (12, 12), (13, 13), (15, 15), (120, 77)] {
+                check::<f32>(isa, steps, 40, 128, len);
+                check::<f64>(isa, steps, 40, 128, len);
+            }
+            check::<f32>(isa, 150, 1024, 64, 150);
+            check::<f64>(isa, 41, 512, 64, 41);
+            check::<f32>(isa, 24, 16, 4097, 24);
+        }
+    }
 
     /// The choice switches exactly at its three constants: rows of 1 KiB on both sides of 2
     /// MiB of `dA`, rows of 2 KiB at any size, rows under 1 KiB at none.

@@ -281,7 +281,7 @@ struct FwdSteps<'a, F> {
 /// [`RIDE_ALONE_MAX_W_HH_BYTES`]), on AVX-512 (whose 32 registers hold the
 /// step's accumulators and the ride's; not measured on the other paths), where the steps wait
 /// on reading `W_hh` from L2 (from [`RIDE_MIN_W_HH_BYTES`] to [`RIDE_MAX_W_HH_BYTES`]).
-fn rides<F>(isa: Isa, batch: usize, hidden: usize, threads: usize) -> bool {
+pub(super) fn rides<F>(isa: Isa, batch: usize, hidden: usize, threads: usize) -> bool {
     let w_hh = hidden * hidden * size_of::<F>();
     let size = (RIDE_MIN_W_HH_BYTES..=RIDE_MAX_W_HH_BYTES).contains(&w_hh);
     #[cfg(test)]
@@ -300,6 +300,11 @@ fn rides<F>(isa: Isa, batch: usize, hidden: usize, threads: usize) -> bool {
 /// riding on one, the backward sweep shared), 1 / 2 threads, infer and train: `rnn_h192_b1_t100`
 /// 0.167 / 0.167-0.168 and 0.509 / 0.483-0.492, `rnn_h200_b1_t100` 0.200 / 0.199-0.200 and
 /// 0.597-0.603 / 0.563-0.573 (the training call on two threads took 0.478 with the loop shared).
+/// The backward sweep follows the same rule (`InputGradRide`); with it, training, 3 runs, 1 / 2
+/// threads: `rnn_h192_b1_t100` 0.470-0.474 / 0.471-0.475, `rnn_h200_b1_t100` 0.565-0.566 /
+/// 0.564-0.576 (with the sweep shared on two threads, 0.485-0.583 and 0.579-0.687 against
+/// 0.470-0.476 and 0.566-0.571 on one); 144 KiB instead (`rnn_h200_b1_t100` then shared) gave
+/// that row 0.547-0.561 on two threads and its inference 0.196-0.261 (against 0.199-0.201).
 const RIDE_ALONE_MAX_W_HH_BYTES: usize = 160 << 10;
 
 /// `W_hh` (bytes) from which a `B = 1` loop computes its projection during the steps: 64 KiB,
@@ -334,9 +339,11 @@ struct Ride<'a, F> {
 }
 
 impl<'a, F: Float> Ride<'a, F> {
-    /// The tile step `s` computes: its share of the panels of the strip after its own.
+    /// The tile step `s` computes: its share of the panels of the strip after its own, stored
+    /// through `states`, the pointer the steps write the states through (taken after `parts`
+    /// took its own, which the tiles therefore do not use).
     #[inline(always)]
-    fn tile(&self, s: usize) -> Option<kernels::RideTile<'a, F>> {
+    fn tile(&self, s: usize, states: *mut F) -> Option<kernels::RideTile<'a, F>> {
         const STRIP: usize = RIDE_ROWS;
         // Step `s` works on strip `j`, rows `start + j * STRIP..`, during the `STRIP` steps
         // before it: those of rows `start + (j - 1) * STRIP..` (`start > STRIP`: never step
@@ -348,7 +355,11 @@ impl<'a, F: Float> Ride<'a, F> {
         if r0 >= self.end || p0 == p1 {
             return None;
         }
-        Some(self.parts.ride_tile(r0..(r0 + STRIP).min(self.end), p0, p1))
+        let tile = self.parts.ride_tile(r0..(r0 + STRIP).min(self.end), p0, p1);
+        Some(kernels::RideTile {
+            c: SharedMut(states.wrapping_add(r0 * tile.ldc)),
+            ..tile
+        })
     }
 }
 
@@ -386,12 +397,12 @@ unsafe impl<'a, F: Float> kernels::Steps<F> for FwdSteps<'a, F> {
 
     #[inline(always)]
     fn ride(&self, s: usize) -> Option<kernels::RideTile<'_, F>> {
-        self.ride.as_ref()?.tile(s)
+        self.ride.as_ref()?.tile(s, self.base.get())
     }
 }
 
 #[cfg(test)]
-mod tests {
+pub(super) mod tests {
     use std::cell::Cell;
 
     use super::*;
@@ -400,12 +411,13 @@ mod tests {
     thread_local! {
         /// On this thread, `Some(true)`: [`rides`] whatever the size of `W_hh`, `Some(false)`:
         /// never; `None`: by its rule.
-        pub(super) static RIDE: Cell<Option<bool>> = const { Cell::new(None) };
-        /// Calls on this thread whose projection rode along the steps.
-        pub(super) static RIDDEN: Cell<usize> = const { Cell::new(0) };
+        pub(in crate::rnn) static RIDE: Cell<Option<bool>> = const { Cell::new(None) };
+        /// Calls on this thread whose projection (or input gradient) rode along the steps.
+        pub(in crate::rnn) static RIDDEN: Cell<usize> = const { Cell::new(0) };
     }
 
-    fn values<F: Float>(n: usize, scale: f64, seed: &mut u64) -> Vec<F> {
+    /// `n` values uniform in `(-scale / 2, scale / 2)`, from `seed` (a linear congruence).
+    pub(in crate::rnn) fn values<F: Float>(n: usize, scale: f64, seed: &mut u64) -> Vec<F> {
         (0..n)
             .map(|_| {
                 *seed = seed
@@ -414,6 +426,52 @@ mod tests {
                 F::from_f64(((*seed >> 11) as f64 / (1u64 << 53) as f64 - 0.5) * scale)
             })
             .collect()
+    }
+
+    /// A tanh layer on `isa` with random weights and bias for a riding test, an input of
+    /// `steps` rows, and the seed for more values.
+    pub(in crate::rnn) fn riding_case<F: Float>(
+        isa: Isa,
+        steps: usize,
+        input: usize,
+        hidden: usize,
+    ) -> (Rnn<F>, Vec<F>, u64) {
+        let mut seed = (steps * 1000 + input * 7 + hidden) as u64;
+        let w_ih = values::<F>(hidden * input, 1.0 / input as f64, &mut seed);
+        let w_hh = values::<F>(hidden * hidden, 1.5 / hidden as f64, &mut seed);
+        let bias = values::<F>(hidden, 0.2, &mut seed);
+        let x = values::<F>(steps * input, 2.0, &mut seed);
+        let weights = RnnWeights {
+            w_ih: &w_ih,
+            w_hh: &w_hh,
+            b_ih: Some(&bias),
+            b_hh: None,
+        };
+        let dims = RnnDims {
+            input_size: input,
+            hidden_size: hidden,
+        };
+        let rnn = Rnn::new(Activation::Tanh, dims, weights).unwrap();
+        (rnn.with_isa(isa).unwrap(), x, seed)
+    }
+
+    /// `f()` on a pool of one thread (the loops two would share never ride) with riding
+    /// forced on or off ([`RIDE`]), and the calls that rode ([`RIDDEN`]).
+    pub(in crate::rnn) fn with_ride<R: Send>(
+        ride: bool,
+        f: impl FnOnce() -> R + Send,
+    ) -> (R, usize) {
+        let pool = rayon::ThreadPoolBuilder::new()
+            .num_threads(1)
+            .build()
+            .unwrap();
+        pool.install(|| {
+            RIDE.set(Some(ride));
+            RIDDEN.set(0);
+            let r = f();
+            RIDE.set(None);
+            (r, RIDDEN.get())
+        })
     }
 
     /// `forward` of `B = 1` with the projection during the steps (`Ride`) and before them:
@@ -428,52 +486,27 @@ mod tests {
     #[test]
     fn riding_projection_matches_the_one_gemm_bitwise() {
         fn check<F: Float>(isa: Isa, steps: usize, input: usize, hidden: usize) {
-            let mut seed = (steps * 1000 + input * 7 + hidden) as u64;
-            let w_ih = values::<F>(hidden * input, 1.0 / input as f64, &mut seed);
-            let w_hh = values::<F>(hidden * hidden, 1.5 / hidden as f64, &mut seed);
-            let bias = values::<F>(hidden, 0.2, &mut seed);
-            let x = values::<F>(steps * input, 2.0, &mut seed);
+            let (rnn, x, mut seed) = riding_case::<F>(isa, steps, input, hidden);
             let h0 = values::<F>(hidden, 1.0, &mut seed);
-            let weights = RnnWeights {
-                w_ih: &w_ih,
-                w_hh: &w_hh,
-                b_ih: Some(&bias),
-                b_hh: None,
-            };
-            let dims = RnnDims {
-                input_size: input,
-                hidden_size: hidden,
-            };
-            let rnn = Rnn::new(Activation::Tanh, dims, weights).unwrap();
-            let rnn = rnn.with_isa(isa).unwrap();
             let seq = Sequences::new(steps, 1);
-            // One thread: the loops it would share between two never ride.
-            let pool = rayon::ThreadPoolBuilder::new()
-                .num_threads(1)
-                .build()
-                .unwrap();
             let run = |ride: bool| {
-                pool.install(|| {
-                    RIDE.set(Some(ride));
-                    RIDDEN.set(0);
+                with_ride(ride, || {
                     let mut out = vec![F::ZERO; steps * hidden];
                     let mut h_n = vec![F::ZERO; hidden];
                     rnn.forward(&seq, &x, Some(&h0), &mut out, None).unwrap();
                     let mut ws = Workspace::new();
                     rnn.forward_final(&seq, &x, Some(&h0), &mut h_n, &mut ws)
                         .unwrap();
-                    RIDE.set(None);
-                    (out, h_n, RIDDEN.get())
+                    (out, h_n)
                 })
             };
-            let (riding, before) = (run(true), run(false));
+            let ((riding, ridden), (before, none)) = (run(true), run(false));
             let name = std::any::type_name::<F>();
             let case = format!("{isa:?} {name} T = {steps}, I = {input}, H = {hidden}");
-            assert_eq!(before.2, 0);
+            assert_eq!(none, 0);
             // Both calls ride on AVX-512 but where the contraction is in blocks.
             let rides = isa == Isa::Avx512 && input <= 4096;
-            assert_eq!(riding.2, if rides { 2 } else { 0 }, "{case}");
-            let (riding, before) = ((riding.0, riding.1), (before.0, before.1));
+            assert_eq!(ridden, if rides { 2 } else { 0 }, "{case}");
             assert!(riding == before, "{case}");
             assert!(riding.1 == riding.0[(steps - 1) * hidden..]);
         }
