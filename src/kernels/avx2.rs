@@ -49,7 +49,7 @@ pub unsafe fn gemm_b_rows<F: Float, E: Epilogue<F>>(
 #[target_feature(enable = "avx2,fma")]
 pub unsafe fn steps<F: Float, S: Steps<F>>(steps: &S, n: usize, panels: Range<usize>) {
     // SAFETY: the features are enabled here; the `Steps` contract is the caller's.
-    unsafe { steps_body::<F::V256, S, MR, NV, 0>(steps, n, panels, gemm::<F, S::Epi>) }
+    unsafe { steps_body::<F::V256, S, MR, NV, 0, false>(steps, n, panels, gemm::<F, S::Epi>) }
 }
 
 /// 8 `f32` lanes.

@@ -70,13 +70,14 @@ pub unsafe fn gemm_b_rows<F: Float, E: Epilogue<F>>(
 }
 
 /// Steps `0..n` of `steps` over `panels`, in order, in this one call (see [`super::StepsFn`]),
-/// in tiles of `R` rows: [`MR`], or [`MR_TALL`] as [`gemm_tall`] (see [`super::select_steps`]).
+/// in tiles of `R` rows: [`MR`], or [`MR_TALL`] as [`gemm_tall`] (see [`super::select_steps`]);
+/// with `RIDE`, carrying the rides one-row steps are given (see `super::steps_body`).
 ///
 /// # Safety
 ///
 /// The CPU must support avx512f, avx2 and fma, plus the contract of [`super::Steps`].
 #[target_feature(enable = "avx512f,avx2,fma")]
-pub unsafe fn steps<F: Float, S: Steps<F>, const R: usize>(
+pub unsafe fn steps<F: Float, S: Steps<F>, const R: usize, const RIDE: bool>(
     steps: &S,
     n: usize,
     panels: Range<usize>,
@@ -88,7 +89,7 @@ pub unsafe fn steps<F: Float, S: Steps<F>, const R: usize>(
         gemm::<F, S::Epi>
     };
     // SAFETY: the features are enabled here; the `Steps` contract is the caller's.
-    unsafe { steps_body::<F::V512, S, R, NV, NW>(steps, n, panels, first) }
+    unsafe { steps_body::<F::V512, S, R, NV, NW, RIDE>(steps, n, panels, first) }
 }
 
 /// 16 `f32` lanes.
@@ -176,7 +177,6 @@ macro_rules! impl_simd {
                 $t(unsafe { $fnmadd(self.0, self.0, $set1(1.0)) })
             }
             const BLOCK: usize = $block;
-            const RIDES: bool = true;
             #[inline(always)]
             unsafe fn opaque(self) -> Self {
                 // SAFETY: avx512f present (trait contract); registers only, no memory access.

@@ -81,9 +81,6 @@ pub trait Simd: Copy {
     /// registers ([`Simd::block_splat`], [`Simd::elem_splat`]); 0 when it does not, and the
     /// one-row tile then broadcasts each element of `A` from memory.
     const BLOCK: usize = 0;
-    /// Whether the path's one-row steps carry tiles of another product ([`ride_body`]): where
-    /// its registers hold both sets of accumulators (AVX-512's 32).
-    const RIDES: bool = false;
     /// `self`, hidden from the optimizer (so broadcasts of its lanes stay shuffles in
     /// registers rather than being folded back into broadcast loads).
     #[inline(always)]
@@ -1101,14 +1098,27 @@ pub type StepsFn<S> = unsafe fn(&S, usize, Range<usize>);
 
 /// The body of every path's [`StepsFn`]: steps `0..n` of `steps` over `panels`, in order, on
 /// this thread, each through [`gemm_body`] with `MR`-row tiles (step 0 through `first_step`,
-/// the path's [`KernelFn`] with the same tiles).
+/// the path's [`KernelFn`] with the same tiles). With `RIDE`, one-row steps carry the tiles
+/// of another product [`Steps::ride`] gives them ([`ride_body`]): only where the path's
+/// registers hold both sets of accumulators (AVX-512's 32), and only in the instance one-row
+/// steps run (not AVX-512's 12-row one, see [`select_steps`]): each instance of the ride is
+/// compiled for every [`Steps`] type and element type (in both instances, the forward's and
+/// the backward's rides made the crate's test build in CI 2 minutes longer, 7m01s against
+/// 4m49s).
 ///
 /// # Safety
 ///
 /// `V`'s features must be enabled in the caller, and `steps` must meet the [`Steps`] contract
 /// for steps `0..n`.
 #[inline(always)]
-pub(crate) unsafe fn steps_body<V, S, const MR: usize, const NV: usize, const NW: usize>(
+pub(crate) unsafe fn steps_body<
+    V,
+    S,
+    const MR: usize,
+    const NV: usize,
+    const NW: usize,
+    const RIDE: bool,
+>(
     steps: &S,
     n: usize,
     panels: Range<usize>,
@@ -1129,8 +1139,8 @@ pub(crate) unsafe fn steps_body<V, S, const MR: usize, const NV: usize, const NW
     // (Each step's fetches of the next panel: see `Operands::for_step_tiles`.)
     let first = first.for_step_tiles(MR);
     assert!(
-        V::RIDES || !steps.has_ride(),
-        "kernel bug: a ride on a path without"
+        RIDE || !steps.has_ride(),
+        "kernel bug: a ride on a path or tiles without"
     );
     // SAFETY: `V`'s features are the caller's contract, and `first_step` is the kernel of the
     // same path (the caller's), needing no others; step `s`'s operands and epilogue meet the
@@ -1178,7 +1188,7 @@ pub(crate) unsafe fn steps_body<V, S, const MR: usize, const NV: usize, const NW
         );
         let ops = rec.with_a(ops.a);
         let rev = reverse && s % 2 == 1;
-        if const { V::RIDES }
+        if const { RIDE }
             && let Some(tile) = steps.ride(s)
         {
             debug_assert!(ops.m == 1);
@@ -1410,9 +1420,12 @@ pub fn select_steps<F: Float, S: Steps<F>>(isa: Isa, rows: usize, lda: usize) ->
     let _ = (rows, lda);
     match isa {
         #[cfg(target_arch = "x86_64")]
-        Isa::Avx512 if step_tall::<F>(rows, lda) => avx512::steps::<F, S, { avx512::MR_TALL }>,
+        Isa::Avx512 if step_tall::<F>(rows, lda) => {
+            avx512::steps::<F, S, { avx512::MR_TALL }, false>
+        }
+        // One-row steps (`rows = 1`: never tall), the only ones with rides.
         #[cfg(target_arch = "x86_64")]
-        Isa::Avx512 => avx512::steps::<F, S, { avx512::MR }>,
+        Isa::Avx512 => avx512::steps::<F, S, { avx512::MR }, true>,
         #[cfg(target_arch = "x86_64")]
         Isa::Avx2Fma => avx2::steps::<F, S>,
         _ => portable::steps::<F, S>,

@@ -47,7 +47,7 @@ pub unsafe fn gemm_b_rows<F: Float, E: Epilogue<F>>(
 /// The contract of [`super::Steps`] (no CPU feature is needed).
 pub unsafe fn steps<F: Float, S: Steps<F>>(steps: &S, n: usize, panels: Range<usize>) {
     // SAFETY: this path needs no CPU feature; the `Steps` contract is the caller's.
-    unsafe { steps_body::<F::VPort, S, MR, NV, 0>(steps, n, panels, gemm::<F, S::Epi>) }
+    unsafe { steps_body::<F::VPort, S, MR, NV, 0, false>(steps, n, panels, gemm::<F, S::Epi>) }
 }
 
 /// 8 lanes of `F` in an array.

@@ -829,7 +829,11 @@ mod tests {
             }
             check::<f32>(isa, 150, 1024, 64, 150);
             check::<f64>(isa, 41, 512, 64, 41);
-            check::<f32>(isa, 24, 16, 4097, 24);
+            // Only where it could ride: with `W_hh` of 64 MiB this case took most of the 35 s
+            // the test added to CI's emulated run of the NEON path.
+            if isa == Isa::Avx512 {
+                check::<f32>(isa, 24, 16, 4097, 24);
+            }
         }
     }
 
