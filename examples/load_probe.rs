@@ -8,7 +8,8 @@
 //!
 //! Every variant is an assembly loop of `f32` AVX-512 FMAs (`vfmadd231ps` on `zmm`, 24 or 16
 //! independent accumulators, enough to cover the FMA latency on both pipes) with some loads
-//! between them, all from one 4 KiB buffer that stays in L1, so only the core is measured:
+//! between them, all but the last two from one 4 KiB buffer that stays in L1, so only the core
+//! is measured:
 //!
 //! * `fma24`, `fma16`: FMAs only (the anchors' probe runs 16 chains);
 //! * `fma24_vN`: 24 FMAs per iteration and `N` full-vector loads (64 bytes) beside them;
@@ -20,12 +21,16 @@
 //!   vector loads of the panel, `R` broadcasts of `A`, each broadcast feeding `V` FMAs
 //!   (`tile_12x2` is the shape and instruction mix of the AVX-512 hoisted GEMMs' assembly loop,
 //!   without its address steps: every iteration reads the same lines, so this is a ceiling);
-//! * `emb_12x2`: the 12x2 tile with the broadcasts folded into the FMAs (`{1to16}` operands).
+//! * `emb_12x2`: the 12x2 tile with the broadcasts folded into the FMAs (`{1to16}` operands);
+//! * `step_l2`: the `B = 1`, `H = 256` time loop's step reading `W_hh` (256 KiB) from L2, 16
+//!   FMAs per iteration; `ride_l2`: the same with one `k` of the riding 8x2 tile (the input
+//!   projection computed during the steps) per iteration, 32 FMAs: the ceiling of
+//!   `rnn_h256_b1_t150`'s one-thread loop, loads and FMAs only (see `step_variant`).
 //!
 //! stdout: `load_probe VARIANT - 1 median_ms min_ms gflops` (the anchors' line format; one
-//! sample = one call of the loop, 0.1 Gflop, about 0.5 ms), then `#` lines with each variant's median as a
-//! fraction of `fma24`'s. Run it pinned (`taskset -c 0`) beside `run.sh machine`'s FMA probe.
-//! Without AVX-512 on the host (or off x86_64) it says so and exits.
+//! sample = one call of the loop, 0.07-0.13 Gflop, about 0.5-1.4 ms), then `#` lines with each
+//! variant's median as a fraction of `fma24`'s. Run it pinned (`taskset -c 0`) beside `run.sh
+//! machine`'s FMA probe. Without AVX-512 on the host (or off x86_64) it says so and exits.
 
 #[cfg(target_arch = "x86_64")]
 mod probe {
@@ -220,9 +225,135 @@ mod probe {
         )
     );
 
+    /// Bytes [`step_l2`] and [`ride_l2`] read: `W_hh` (256 KiB), `h` (1 KiB), a panel of
+    /// `W_ih` (32 KiB), 8 rows of `X` (8 KiB), in that order.
+    const STEP_BYTES: usize = (256 + 1 + 32 + 8) << 10;
+
+    /// One `k` of the step: broadcast `h[k]` (`[rdx + 4 * k]`), two FMAs with the panel's row
+    /// `k` (`[rax + 128 * k]`, 32 columns) into the accumulators of partial sum `k % 4`.
+    macro_rules! step_k {
+        ($k:literal, $acc0:literal, $acc1:literal) => {
+            concat!(
+                "vbroadcastss zmm24, [rdx + 4 * ",
+                $k,
+                "]\n",
+                "vfmadd231ps zmm",
+                $acc0,
+                ", zmm24, [rax + 128 * ",
+                $k,
+                "]\n",
+                "vfmadd231ps zmm",
+                $acc1,
+                ", zmm24, [rax + 128 * ",
+                $k,
+                " + 64]\n",
+            )
+        };
+    }
+
+    /// Row `r` of one `k` of the riding 8x2 tile: broadcast `X[r][k]` (`[rdi + 1024 * r]`)
+    /// and two FMAs with the row of `W_ih` in `zmm25`, `zmm26`.
+    macro_rules! ride_row {
+        ($r:literal, $acc0:literal, $acc1:literal) => {
+            concat!(
+                "vbroadcastss zmm27, [rdi + 1024 * ",
+                $r,
+                "]\n",
+                "vfmadd231ps zmm",
+                $acc0,
+                ", zmm27, zmm25\n",
+                "vfmadd231ps zmm",
+                $acc1,
+                ", zmm27, zmm26\n",
+            )
+        };
+    }
+
+    /// The `B = 1`, `H = 256` step reading `W_hh` from L2: a ceiling for `rnn_h256_b1_t150`'s
+    /// time loop on one thread. Per pass, 8 panels of 32 columns by 256 `k` (256 KiB: more
+    /// than L1, less than L2), 8 `k` per iteration; each `k` a broadcast of `h` (1 KiB, read
+    /// again for each panel) and two FMAs with the panel's row (`zmm0..7`: 4 partial sums of
+    /// 2 vectors, as the crate's one-row tile). With `$ride`, each iteration also runs one `k`
+    /// of the riding 8x2 tile (`zmm8..23`) reading a 32 KiB panel of `W_ih` and 8 rows of
+    /// `X` 1 KiB apart: the projection the crate computes during the steps. Loads and FMAs
+    /// only: no reduction, activation, stores or address arithmetic beyond the pointers'
+    /// steps.
+    macro_rules! step_variant {
+        ($name:ident, $fmas:literal, $ride:expr) => {
+            /// # Safety
+            ///
+            /// avx512f present; `buf` [`STEP_BYTES`] readable bytes. `n / 256` passes.
+            #[target_feature(enable = "avx512f")]
+            unsafe fn $name(buf: *const u8, n: usize) -> f64 {
+                let passes = (n / 256).max(1);
+                // SAFETY: reads `buf[..STEP_BYTES]` only (each pass sets the pointers back to
+                // the start of their part), writes registers only (those used are clobbered by
+                // the C ABI clause; `buf` in `r12`, which it does not clobber).
+                unsafe {
+                    asm!(
+                        ".irp i,0,1,2,3,4,5,6,7,8,9,10,11,12,13,14,15,16,17,18,19,20,21,22,23\n",
+                        "vpxord zmm\\i, zmm\\i, zmm\\i\n",
+                        ".endr",
+                        "4:",
+                        "mov rax, r12",
+                        "lea rsi, [r12 + 263168]",
+                        "lea rdi, [r12 + 295936]",
+                        "mov r9, 8",
+                        "3:",
+                        "lea rdx, [r12 + 262144]",
+                        "mov r8, 32",
+                        "2:",
+                        step_k!("0", "0", "1"),
+                        step_k!("1", "2", "3"),
+                        step_k!("2", "4", "5"),
+                        step_k!("3", "6", "7"),
+                        step_k!("4", "0", "1"),
+                        step_k!("5", "2", "3"),
+                        step_k!("6", "4", "5"),
+                        step_k!("7", "6", "7"),
+                        $ride,
+                        "add rax, 1024",
+                        "add rdx, 32",
+                        "dec r8",
+                        "jnz 2b",
+                        "dec r9",
+                        "jnz 3b",
+                        "dec rcx",
+                        "jnz 4b",
+                        in("r12") buf,
+                        inout("rcx") passes => _,
+                        clobber_abi("C"),
+                        options(nostack, readonly),
+                    );
+                }
+                (passes * 256 * $fmas * 32) as f64
+            }
+        };
+    }
+
+    step_variant!(step_l2, 16, "");
+    step_variant!(
+        ride_l2,
+        32,
+        concat!(
+            "vmovups zmm25, [rsi]\n",
+            "vmovups zmm26, [rsi + 64]\n",
+            ride_row!("0", "8", "9"),
+            ride_row!("1", "10", "11"),
+            ride_row!("2", "12", "13"),
+            ride_row!("3", "14", "15"),
+            ride_row!("4", "16", "17"),
+            ride_row!("5", "18", "19"),
+            ride_row!("6", "20", "21"),
+            ride_row!("7", "22", "23"),
+            "add rsi, 128\n",
+            "add rdi, 4\n",
+        )
+    );
+
     type Variant = unsafe fn(*const u8, usize) -> f64;
 
-    const VARIANTS: [(&str, Variant); 15] = [
+    const VARIANTS: [(&str, Variant); 17] = [
         ("fma24", fma24),
         ("fma16", fma16),
         ("fma24_v2", fma24_v2),
@@ -237,6 +368,8 @@ mod probe {
         ("tile_8x3", tile_8x3),
         ("tile_6x4", tile_6x4),
         ("emb_12x2", emb_12x2),
+        ("step_l2", step_l2),
+        ("ride_l2", ride_l2),
         ("fma24", fma24),
     ];
 
@@ -245,14 +378,16 @@ mod probe {
             println!("# load_probe: the host has no AVX-512; nothing to measure");
             return;
         }
-        // 64-byte aligned, 4 KiB of small finite floats (the values do not matter to the
-        // timing: no subnormals, no overflow within a sample).
-        let mut words = vec![0x3c00_0000_u32; 1024 + 16];
+        // 64-byte aligned small finite floats (the values do not matter to the timing: no
+        // subnormals, no overflow within a sample): 4 KiB for most variants, `STEP_BYTES` for
+        // `step_l2` and `ride_l2`.
+        let mut words = vec![0x3c00_0000_u32; STEP_BYTES / 4 + 16];
         let at = words.as_ptr().align_offset(64);
         let buf = words[at..].as_mut_ptr().cast::<u8>().cast_const();
         let mut medians = Vec::new();
         for &(name, f) in &VARIANTS {
-            // SAFETY: avx512f detected above; `buf` has 4096 readable bytes after alignment.
+            // SAFETY: avx512f detected above; `buf` has `STEP_BYTES` (more than 4096)
+            // readable bytes after alignment.
             let sample = || unsafe {
                 let t = Instant::now();
                 let flops = f(buf, ITERS);
