@@ -1096,21 +1096,15 @@ pub const RIDE_ROWS: usize = 8;
 /// nothing), and `steps` must meet the [`Steps`] contract for steps `0..n`.
 pub type StepsFn<S> = unsafe fn(&S, usize, Range<usize>);
 
-/// Whether steps of `F` on `isa` can carry the tiles of another product ([`Steps::ride`],
-/// [`steps_body`]'s `RIDE`): on AVX-512, whose 32 registers hold both sets of accumulators,
-/// and in `f32` only. Each instance of the ride is compiled for every [`Steps`] type: the
-/// forward's and the backward's, in `f32` and `f64` and in the 8- and 12-row instances, made
-/// the crate's test build in CI 2 minutes longer (7m01s against 4m49s); riding in `f64` was
-/// never measured for speed.
-pub const fn steps_ride<F>(isa: Isa) -> bool {
-    matches!(isa, Isa::Avx512) && size_of::<F>() == 4
-}
-
 /// The body of every path's [`StepsFn`]: steps `0..n` of `steps` over `panels`, in order, on
 /// this thread, each through [`gemm_body`] with `MR`-row tiles (step 0 through `first_step`,
 /// the path's [`KernelFn`] with the same tiles). With `RIDE`, one-row steps carry the tiles
-/// of another product [`Steps::ride`] gives them ([`ride_body`]): only in the instance
-/// [`select_steps`] chooses for one-row steps where [`steps_ride`] says so.
+/// of another product [`Steps::ride`] gives them ([`ride_body`]): only where the path's
+/// registers hold both sets of accumulators (AVX-512's 32), and only in the instance one-row
+/// steps run (not AVX-512's 12-row one, see [`select_steps`]): each instance of the ride is
+/// compiled for every [`Steps`] type and element type (in both instances, the forward's and
+/// the backward's rides made the crate's test build in CI 2 minutes longer, 7m01s against
+/// 4m49s).
 ///
 /// # Safety
 ///
@@ -1429,12 +1423,9 @@ pub fn select_steps<F: Float, S: Steps<F>>(isa: Isa, rows: usize, lda: usize) ->
         Isa::Avx512 if step_tall::<F>(rows, lda) => {
             avx512::steps::<F, S, { avx512::MR_TALL }, false>
         }
-        // One-row steps (`rows = 1`: never tall), the only ones with rides (`steps_ride`; a
-        // constant, so the other instance is not compiled).
+        // One-row steps (`rows = 1`: never tall), the only ones with rides.
         #[cfg(target_arch = "x86_64")]
-        Isa::Avx512 if steps_ride::<F>(isa) => avx512::steps::<F, S, { avx512::MR }, true>,
-        #[cfg(target_arch = "x86_64")]
-        Isa::Avx512 => avx512::steps::<F, S, { avx512::MR }, false>,
+        Isa::Avx512 => avx512::steps::<F, S, { avx512::MR }, true>,
         #[cfg(target_arch = "x86_64")]
         Isa::Avx2Fma => avx2::steps::<F, S>,
         _ => portable::steps::<F, S>,

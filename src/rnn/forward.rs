@@ -278,10 +278,9 @@ struct FwdSteps<'a, F> {
 /// Whether the forward recurrence of `batch` rows and `hidden` units on `threads` threads,
 /// on `isa`, computes its input projection during the steps ([`Ride`]) instead of before
 /// them: one row per step (`B = 1`), on one thread (a loop of more stays on one up to
-/// [`RIDE_ALONE_MAX_W_HH_BYTES`]), on AVX-512 in `f32` ([`kernels::steps_ride`]: its 32
-/// registers hold the step's accumulators and the ride's; not measured on the other paths),
-/// where the steps wait on reading `W_hh` from L2 (from [`RIDE_MIN_W_HH_BYTES`] to
-/// [`RIDE_MAX_W_HH_BYTES`]).
+/// [`RIDE_ALONE_MAX_W_HH_BYTES`]), on AVX-512 (whose 32 registers hold the
+/// step's accumulators and the ride's; not measured on the other paths), where the steps wait
+/// on reading `W_hh` from L2 (from [`RIDE_MIN_W_HH_BYTES`] to [`RIDE_MAX_W_HH_BYTES`]).
 pub(super) fn rides<F>(isa: Isa, batch: usize, hidden: usize, threads: usize) -> bool {
     let w_hh = hidden * hidden * size_of::<F>();
     let size = (RIDE_MIN_W_HH_BYTES..=RIDE_MAX_W_HH_BYTES).contains(&w_hh);
@@ -290,7 +289,7 @@ pub(super) fn rides<F>(isa: Isa, batch: usize, hidden: usize, threads: usize) ->
     // A loop the threads would share rides on one thread instead (`Steps::has_ride` keeps it
     // there) up to `RIDE_ALONE_MAX_W_HH_BYTES`.
     let alone = threads == 1 || w_hh <= RIDE_ALONE_MAX_W_HH_BYTES;
-    kernels::steps_ride::<F>(isa) && batch == 1 && alone && size
+    isa == Isa::Avx512 && batch == 1 && alone && size
 }
 
 /// `W_hh` (bytes) up to which a `B = 1` loop that two threads would share rides on one thread
@@ -480,9 +479,10 @@ pub(super) mod tests {
     /// the size of `W_hh`: `H` of 1 to 10 panels (none, one or two per step; a partial last
     /// panel, whose one-vector tile sums the step in 8 partial sums), steps ending in a full
     /// tile of the product (12 rows), one of one or two rows or of more (whose rows sum in one
-    /// chain but in a partial last panel), past its 96-row chunk, rows of `X` 4 KiB apart (the
-    /// narrow kernel's 8-row tiles), and a contraction too long to ride (`I = 4097`);
-    /// `forward_final` rides in its blocks. In `f64`, which never rides, two of those.
+    /// chain but in a partial last panel), past its 96-row chunk, rows of
+    /// `X` 4 KiB
+    /// apart (the narrow kernel's 8-row tiles), and a contraction too long to ride (`I =
+    /// 4097`). `forward_final` rides in its blocks.
     #[test]
     fn riding_projection_matches_the_one_gemm_bitwise() {
         fn check<F: Float>(isa: Isa, steps: usize, input: usize, hidden: usize) {
@@ -504,8 +504,8 @@ pub(super) mod tests {
             let name = std::any::type_name::<F>();
             let case = format!("{isa:?} {name} T = {steps}, I = {input}, H = {hidden}");
             assert_eq!(none, 0);
-            // Both calls ride on AVX-512 in `f32` but where the contraction is in blocks.
-            let rides = kernels::steps_ride::<F>(isa) && input <= 4096;
+            // Both calls ride on AVX-512 but where the contraction is in blocks.
+            let rides = isa == Isa::Avx512 && input <= 4096;
             assert_eq!(ridden, if rides { 2 } else { 0 }, "{case}");
             assert!(riding == before, "{case}");
             assert!(riding.1 == riding.0[(steps - 1) * hidden..]);
@@ -514,11 +514,10 @@ pub(super) mod tests {
             for hidden in [32, 64, 100, 256, 300] {
                 for (steps, input) in [(49, 9), (50, 64), (62, 130), (40, 1), (45, 20), (97, 33)] {
                     check::<f32>(isa, steps, input, hidden);
+                    check::<f64>(isa, steps, input, hidden);
                 }
             }
             check::<f32>(isa, 150, 1024, 64);
-            // `f64` never rides (`kernels::steps_ride`): forced, it computes as before.
-            check::<f64>(isa, 62, 130, 100);
             check::<f64>(isa, 41, 512, 64);
             check::<f32>(isa, 30, 4097, 32);
         }
